@@ -1,0 +1,118 @@
+"""The link server: ``GET``/``HEAD /files/{instance}/{fileId}/{fileName}?exp=…&sig=…``.
+
+Verifies the signature and expiry, brings the bytes back from the messenger if they are absent,
+and serves them with Range, ETag/If-None-Match, Last-Modified, Content-Disposition (RFC 5987
+for non-ASCII names), the stored Content-Type and ``nosniff``. Local files go out through
+Starlette's FileResponse, which uses the server's zero-copy ``pathsend`` when it offers it.
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from maxgate.api.errors import error_response
+from maxgate.blobs import blob_key
+from maxgate.domain.records import FileRecord
+from maxgate.errors import UpstreamError, UpstreamFileGone
+from maxgate.runtime import Runtime
+
+# Media a browser may show inline; everything else downloads, so an uploaded HTML or SVG file
+# can never run as a page of this origin.
+INLINE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/", "audio/")
+
+
+def _disposition(file: FileRecord) -> str:
+    kind = "inline" if file.mime_type.startswith(INLINE_TYPES) else "attachment"
+    name = file.file_name or "file"
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    if ascii_name == name:
+        return f'{kind}; filename="{name}"'
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _headers(file: FileRecord) -> dict[str, str]:
+    return {
+        "etag": f'"{file.sha256}"',
+        "content-disposition": _disposition(file),
+        "x-content-type-options": "nosniff",
+        "content-security-policy": "default-src 'none'; sandbox",
+        "cache-control": "private, max-age=3600",
+        "last-modified": formatdate(file.stored_at or file.created_at, usegmt=True),
+    }
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    return header.strip() == "*" or etag in [
+        t.strip().removeprefix("W/") for t in header.split(",")
+    ]
+
+
+async def serve_file(request: Request) -> Response:
+    """Serve one signed file link."""
+    runtime: Runtime = request.app.state.runtime
+    params = request.path_params
+    query = request.query_params
+    try:
+        instance_id = int(params["instance"])
+        expires = int(query.get("exp", ""))
+    except ValueError:
+        return error_response(403, "Forbidden")
+    file_id = str(params["file_id"])
+    signature = query.get("sig", "")
+    if expires < time.time() or not runtime.signer.verify(instance_id, file_id, expires, signature):
+        return error_response(403, "Forbidden")
+    file = await runtime.files.get(file_id)
+    if file is None or file.instance_id != instance_id:
+        return error_response(404, "Not Found")
+    try:
+        file = await runtime.files.materialize(file)
+    except UpstreamFileGone:
+        return error_response(410, "Gone")
+    except UpstreamError:
+        return error_response(502, "Bad Gateway")
+    assert file.sha256 is not None
+    headers = _headers(file)
+    if _not_modified(request, headers["etag"]):
+        return Response(status_code=304, headers={"etag": headers["etag"]})
+    key = blob_key(file.sha256)
+    path = runtime.blobs.local_path(key)
+    if path is not None:
+        return FileResponse(path, media_type=file.mime_type, headers=headers)
+    return await _stream(runtime, file, key, headers, request)
+
+
+async def _stream(
+    runtime: Runtime, file: FileRecord, key: str, headers: dict[str, str], request: Request
+) -> Response:
+    """Serve from a remote blob store, forwarding a single byte range."""
+    size = file.size or await runtime.blobs.size(key)
+    start, end, status = 0, size, 200
+    wanted = request.headers.get("range", "")
+    if wanted.startswith("bytes=") and "," not in wanted:
+        first, _, last = wanted[6:].strip().partition("-")
+        try:
+            if first:
+                start = int(first)
+                end = min(int(last) + 1, size) if last else size
+            elif last:
+                start = max(size - int(last), 0)
+            if start >= size or start >= end:
+                return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+            status = 206
+        except ValueError:
+            start, end, status = 0, size, 200
+    headers = {**headers, "accept-ranges": "bytes", "content-length": str(end - start)}
+    if status == 206:
+        headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=file.mime_type)
+    body = runtime.blobs.read(key, start=start, end=end)
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=file.mime_type)

@@ -1,0 +1,97 @@
+"""Account: getStateInstance, getSettings, setSettings, getAccountSettings, checkAccount."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maxgate.api.errors import validation_failed
+from maxgate.api.routing import Call, method
+from maxgate.api.validation import Field, decode_json, validate
+from maxgate.domain.instances import DELAY_RANGE, YES_NO_SETTINGS
+from maxgate.domain.records import Instance
+from maxgate.errors import OutboundBlocked, OutboundError
+
+SETTABLE = (
+    Field("webhookUrl", required=False, allow_empty=True, max_length=2048),
+    Field("webhookUrlToken", required=False, allow_empty=True, max_length=512),
+    Field(
+        "delaySendMessagesMilliseconds",
+        int,
+        required=False,
+        minimum=DELAY_RANGE[0],
+        maximum=DELAY_RANGE[1],
+    ),
+    *(Field(name, required=False, choices=("yes", "no")) for name in YES_NO_SETTINGS),
+)
+SETTABLE_NAMES = frozenset(f.name for f in SETTABLE)
+CHECK_ACCOUNT = (Field("phoneNumber", int, minimum=1, maximum=999999999999999),)
+
+
+def settings_view(instance: Instance) -> dict[str, Any]:
+    """The settings object of spec §4.3 (the webhook token is write-only: shown masked)."""
+    view: dict[str, Any] = {"wid": instance.wid, "typeInstance": "v3", **instance.settings}
+    if view.get("webhookUrlToken"):
+        view["webhookUrlToken"] = "*" * 8
+    return view
+
+
+def validated_settings(call: Call, body: Any) -> dict[str, Any]:
+    """Check a settings subset (setSettings, createInstance); unknown keys are ignored."""
+    if not isinstance(body, dict):
+        raise validation_failed("'value' must be of type object")
+    known = {k: v for k, v in body.items() if k in SETTABLE_NAMES}
+    if not known:
+        raise validation_failed("'value' must have at least 1 keys")
+    values = validate(known, SETTABLE, min_keys=1)
+    url = values.get("webhookUrl")
+    if url:
+        try:
+            call.runtime.guard.check_url(url)
+        except OutboundBlocked as exc:
+            raise validation_failed(f"'webhookUrl' is not allowed: {exc}") from None
+        except OutboundError:
+            raise validation_failed(
+                f"'webhookUrl' with value '{url}' fails to match the required pattern"
+            ) from None
+    return values
+
+
+@method("getStateInstance", "GET")
+async def get_state_instance(call: Call) -> dict[str, Any]:
+    """The messenger connection state of the instance."""
+    return {"stateInstance": call.instance.state}
+
+
+@method("getSettings", "GET")
+async def get_settings(call: Call) -> dict[str, Any]:
+    """The instance's settings."""
+    return settings_view(call.instance)
+
+
+@method("setSettings", "POST")
+async def set_settings(call: Call) -> dict[str, Any]:
+    """Change some settings; they apply at once (decision: no restart delay)."""
+    values = validated_settings(call, decode_json(await call.body_bytes()))
+    await call.runtime.instances.update_settings(call.instance.id, values)
+    return {"saveSettings": True}
+
+
+@method("getAccountSettings", "GET")
+async def get_account_settings(call: Call) -> dict[str, Any]:
+    """The account behind the instance (decision: phone, chatId, avatar, state, deviceId)."""
+    instance = call.instance
+    return {
+        "phone": str(instance.phone),
+        "chatId": instance.chat_id,
+        "avatar": "",
+        "stateInstance": instance.state,
+        "deviceId": f"maxgate-{call.runtime.upstream.kind}-{instance.id}",
+    }
+
+
+@method("checkAccount", "POST", needs_upstream=True)
+async def check_account(call: Call) -> dict[str, Any]:
+    """Whether a phone number has an account, and its chatId (decision)."""
+    body = await call.json(CHECK_ACCOUNT)
+    chat_id = await call.runtime.upstream.check_account(body["phoneNumber"])
+    return {"exist": chat_id is not None, "chatId": chat_id or ""}

@@ -1,0 +1,70 @@
+"""Journals: getChatHistory, getMessage, lastIncomingMessages, lastOutgoingMessages, getChats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maxgate.api.errors import bad_request
+from maxgate.api.routing import Call, method
+from maxgate.api.shapes import journal_item
+from maxgate.api.validation import CHAT_ID, Field, query_int
+from maxgate.domain.records import Message
+
+GET_CHAT_HISTORY = (
+    Field("chatId", pattern=CHAT_ID),
+    Field("count", int, required=False, minimum=1, maximum=10000),
+)
+GET_MESSAGE = (Field("chatId", pattern=CHAT_ID), Field("idMessage"))
+MINUTES_MAX = 60 * 24 * 365
+
+
+def _items(call: Call, messages: list[Message]) -> list[dict[str, Any]]:
+    runtime = call.runtime
+    retention = runtime.settings.file_retention
+    return [journal_item(m, runtime.signer, retention) for m in messages]
+
+
+@method("getChatHistory", "POST")
+async def get_chat_history(call: Call) -> list[dict[str, Any]]:
+    """The newest messages of a chat, newest first (default 100)."""
+    body = await call.json(GET_CHAT_HISTORY)
+    messages = await call.runtime.journal.history(
+        call.instance.id, body["chatId"], body.get("count", 100)
+    )
+    return _items(call, messages)
+
+
+@method("getMessage", "POST")
+async def get_message(call: Call) -> dict[str, Any]:
+    """One message of a chat, or 400 ``Message not found``."""
+    body = await call.json(GET_MESSAGE)
+    message = await call.runtime.journal.get(call.instance.id, body["chatId"], body["idMessage"])
+    if message is None:
+        raise bad_request("Message not found")
+    return _items(call, [message])[0]
+
+
+async def _last(call: Call, direction: str) -> list[dict[str, Any]]:
+    minutes = query_int(
+        call.request.query_params.get("minutes"), "minutes", 1440, lo=1, hi=MINUTES_MAX
+    )
+    return _items(call, await call.runtime.journal.last(call.instance.id, direction, minutes))
+
+
+@method("lastIncomingMessages", "GET")
+async def last_incoming_messages(call: Call) -> list[dict[str, Any]]:
+    """Incoming messages of the last ``minutes`` (default 1440), newest first."""
+    return await _last(call, "incoming")
+
+
+@method("lastOutgoingMessages", "GET")
+async def last_outgoing_messages(call: Call) -> list[dict[str, Any]]:
+    """Outgoing messages of the last ``minutes`` (default 1440), newest first."""
+    return await _last(call, "outgoing")
+
+
+@method("getChats", "GET")
+async def get_chats(call: Call) -> list[dict[str, Any]]:
+    """The instance's chats: chatId and phone number (0 when unknown or a group)."""
+    chats = await call.runtime.journal.chats(call.instance.id)
+    return [{"chatId": c["chat_id"], "phoneNumber": c["phone"]} for c in chats]

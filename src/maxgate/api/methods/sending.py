@@ -1,0 +1,223 @@
+"""Sending: sendMessage, sendFileByUpload, sendFileByUrl, uploadFile (spec §3 "Sending").
+
+File bodies are streamed into the blob store as they arrive (a temporary object, committed only
+after the request validated), never held whole in memory; the size limit is enforced while
+streaming.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from maxgate.api.errors import bad_request, validation_failed
+from maxgate.api.multipart import FilePartInfo, read_multipart
+from maxgate.api.routing import Call, method
+from maxgate.api.shapes import file_link
+from maxgate.api.validation import CHAT_ID, Field, validate
+from maxgate.blobs import BlobWriter, StoredBlob
+from maxgate.domain import filenames
+from maxgate.domain.records import FileRecord
+from maxgate.errors import (
+    ApiError,
+    OutboundError,
+    SizeLimitExceeded,
+    UpstreamError,
+)
+from maxgate.net.http import fetch
+
+MAX_TEXT = 4000
+
+SEND_MESSAGE = (
+    Field("chatId", pattern=CHAT_ID),
+    Field("message", max_length=MAX_TEXT),
+    Field("quotedMessageId", required=False),
+    Field("linkPreview", bool, required=False),
+    Field("typingTime", int, required=False, minimum=0, maximum=20000),
+)
+FILE_FIELDS = (
+    Field("chatId", pattern=CHAT_ID),
+    Field("fileName", required=False, max_length=255),
+    Field("caption", required=False, allow_empty=True, max_length=MAX_TEXT),
+    Field("quotedMessageId", required=False),
+)
+SEND_FILE_BY_URL = (
+    Field("chatId", pattern=CHAT_ID),
+    Field("urlFile", max_length=8192),
+    Field("fileName", max_length=255),
+    Field("caption", required=False, allow_empty=True, max_length=MAX_TEXT),
+    Field("quotedMessageId", required=False),
+)
+
+
+def too_large(size: int, limit: int) -> ApiError:
+    """413 with the vendor's text: sizes in whole megabytes, rounded up."""
+    mb = 1024 * 1024
+    return ApiError(
+        413,
+        f"File exceeded max upload size. Size: {math.ceil(size / mb)}mb "
+        f"Limit: {math.ceil(limit / mb)}mb",
+    )
+
+
+def _precheck_length(call: Call, slack: int = 0) -> None:
+    limit = call.runtime.settings.max_file_size
+    declared = call.request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + slack:
+        raise too_large(int(declared), limit)
+
+
+@method("sendMessage", "POST", needs_upstream=True)
+async def send_message(call: Call) -> dict[str, Any]:
+    """Queue a text message."""
+    body = await call.json(SEND_MESSAGE)
+    message = await call.runtime.journal.record_outgoing(
+        call.instance,
+        body["chatId"],
+        text=body["message"],
+        quoted_id=body.get("quotedMessageId"),
+    )
+    return {"idMessage": message.id_message}
+
+
+async def _send_file(
+    call: Call, chat_id: str, blob: StoredBlob, name: str, mime: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    message = await call.runtime.journal.record_outgoing(
+        call.instance,
+        chat_id,
+        blob=blob,
+        file_name=name,
+        mime_type=mime,
+        type_message=filenames.type_message_for(mime),
+        caption=body.get("caption") or "",
+        quoted_id=body.get("quotedMessageId"),
+    )
+    assert message.file is not None
+    retention = call.runtime.settings.file_retention
+    return {
+        "idMessage": message.id_message,
+        "urlFile": file_link(call.runtime.signer, message.file, retention),
+    }
+
+
+@method("sendFileByUpload", "POST", needs_upstream=True)
+async def send_file_by_upload(call: Call) -> dict[str, Any]:
+    """Queue a file sent as multipart/form-data (streamed into storage)."""
+    settings = call.runtime.settings
+    _precheck_length(call, slack=64 * 1024)
+    content_type = call.request.headers.get("content-type", "")
+    writer: BlobWriter = call.runtime.blobs.writer(limit=settings.max_file_size)
+
+    async def open_sink(_info: FilePartInfo) -> BlobWriter:
+        return writer
+
+    try:
+        form = await read_multipart(content_type, call.request.stream(), open_sink)
+        body = _check_fields(form.fields)
+        if form.file is None:
+            raise validation_failed("'file' is required")
+        declared_name = body.get("fileName") or filenames.clean_name(form.file.filename)
+        mime = filenames.guess_mime(declared_name, form.file.content_type)
+        name = declared_name or filenames.made_up_name(mime)
+        blob = await writer.commit()
+    except SizeLimitExceeded as exc:
+        await writer.abort()
+        raise too_large(exc.size, exc.limit) from None
+    except BaseException:
+        await writer.abort()
+        raise
+    return await _send_file(call, body["chatId"], blob, name, mime, body)
+
+
+def _check_fields(fields: dict[str, str]) -> dict[str, Any]:
+    return validate(fields, FILE_FIELDS, min_keys=0)
+
+
+@method("sendFileByUrl", "POST", needs_upstream=True)
+async def send_file_by_url(call: Call) -> dict[str, Any]:
+    """Queue a file fetched from a URL (through the outbound guard) or from our own link."""
+    body = await call.json(SEND_FILE_BY_URL)
+    name = filenames.clean_name(body["fileName"])
+    if not name:
+        raise validation_failed(f"'fileName' with value '{body['fileName']}' is not a file name")
+    own = await _own_file(call, body["urlFile"])
+    if own is not None:
+        try:
+            present = await call.runtime.files.materialize(own)
+        except UpstreamError as exc:
+            raise bad_request(f"File from url could not be downloaded: {exc}") from None
+        assert present.sha256 is not None and present.size is not None
+        blob = StoredBlob(
+            sha256=present.sha256, size=present.size, key=call.runtime.files.key(present.sha256)
+        )
+        mime = filenames.guess_mime(name, present.mime_type)
+        return await _send_file(call, body["chatId"], blob, name, mime, body)
+    blob, declared_mime = await _download(call, body["urlFile"])
+    mime = filenames.guess_mime(name, declared_mime)
+    return await _send_file(call, body["chatId"], blob, name, mime, body)
+
+
+async def _download(call: Call, url: str) -> tuple[StoredBlob, str | None]:
+    runtime = call.runtime
+    limit = runtime.settings.max_file_size
+    try:
+        async with fetch(
+            runtime.http,
+            url,
+            limit=limit,
+            guard=runtime.guard,
+            deadline=runtime.settings.outbound_timeout,
+        ) as (head, chunks):
+            blob = await runtime.blobs.write(chunks, limit=limit)
+    except SizeLimitExceeded as exc:
+        raise too_large(exc.size, exc.limit) from None
+    except OutboundError as exc:
+        raise bad_request(f"File from url could not be downloaded: {exc}") from None
+    return blob, head.content_type
+
+
+async def _own_file(call: Call, url: str) -> FileRecord | None:
+    """The file behind one of this server's own signed links, or None for other URLs."""
+    base = urlsplit(call.runtime.signer.base_url)
+    parts = urlsplit(url)
+    if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+        return None
+    prefix = base.path.rstrip("/") + "/files/"
+    if not parts.path.startswith(prefix):
+        return None
+    segments = parts.path[len(prefix) :].split("/")
+    query = parse_qs(parts.query)
+    try:
+        instance_id, file_id = int(segments[0]), segments[1]
+        expires = int(query["exp"][0])
+        signature = query["sig"][0]
+    except (IndexError, KeyError, ValueError):
+        return None
+    if expires < time.time() or not call.runtime.signer.verify(
+        instance_id, file_id, expires, signature
+    ):
+        raise bad_request("File from url could not be downloaded: the link is expired or invalid")
+    return await call.runtime.files.get(file_id)
+
+
+@method("uploadFile", "POST")
+async def upload_file(call: Call) -> dict[str, Any]:
+    """Store a raw body as a file and answer a link usable with sendFileByUrl."""
+    settings = call.runtime.settings
+    _precheck_length(call)
+    raw_name = call.request.headers.get("ga-filename", "")
+    try:
+        blob = await call.runtime.blobs.write(call.request.stream(), limit=settings.max_file_size)
+    except SizeLimitExceeded as exc:
+        raise too_large(exc.size, exc.limit) from None
+    if blob.size == 0:
+        raise validation_failed("'file' is required")
+    declared = call.request.headers.get("content-type")
+    name = filenames.clean_name(raw_name)
+    mime = filenames.guess_mime(name, declared) if name else filenames.guess_mime("", declared)
+    name = name or filenames.made_up_name(mime)
+    file = await call.runtime.files.create_stored(call.instance.id, blob, name, mime)
+    return {"urlFile": file_link(call.runtime.signer, file, settings.file_retention)}

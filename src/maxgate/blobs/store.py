@@ -1,0 +1,483 @@
+"""Content-addressed blob storage over obstore: a local directory or an S3-compatible bucket.
+
+Bytes stream into a temporary object under ``tmp/`` while their sha256 and size are computed;
+``commit()`` then moves them to ``blobs/ab/cd/<sha256>``. A ``blobs/`` key therefore only ever
+names complete bytes: a crash leaves at most a temporary object, which ``sweep_temp`` removes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import pathlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Self, cast
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import obstore
+from obstore.exceptions import BaseError as _ObstoreBaseError
+from obstore.store import LocalStore, S3Store
+
+from maxgate.errors import BlobError, BlobNotFound, ConfigError, SizeLimitExceeded
+
+if TYPE_CHECKING:
+    from obstore import AsyncWritableFile, GetOptions
+    from obstore.store import ClientConfig, S3Config
+
+PART_SIZE = 5 * 1024 * 1024  # writer buffer = S3 part size (S3's minimum)
+PART_CONCURRENCY = 2  # parts in flight: a writer holds about (1 + 2) * PART_SIZE bytes at most
+MAX_COPY_SIZE = 5 * 1024**3  # S3 CopyObject's limit; larger temp objects are re-streamed
+CHECK_SECONDS = 10.0  # BlobStore.check's deadline (obstore retries for minutes otherwise)
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the longest validity SigV4 allows
+
+_OBSTORE_ERRORS = (_ObstoreBaseError, OSError, ValueError)
+_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+_KEY_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_SECRETS = {"access_key_id", "secret_access_key", "session_token"}
+_S3_CONFIG = {"endpoint", "region", *_SECRETS}
+_S3_FLAGS = {"virtual_hosted_style_request", "skip_signature", "unsigned_payload"}
+_CLIENT_CONFIG = {"timeout", "connect_timeout"}
+_CLIENT_FLAGS = {"allow_http", "allow_invalid_certificates"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A committed blob: its content hash, its size and the storage key derived from the hash."""
+
+    sha256: str
+    size: int
+    key: str
+
+
+def blob_key(sha256: str) -> str:
+    """Return the storage key of the blob with this hex sha256: ``blobs/ab/cd/<sha256>``."""
+    if not _SHA256_RE.fullmatch(sha256):
+        raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+class BlobWriter:
+    """A streaming write in progress.
+
+    Bytes go to a temporary object (``temp_key``); sha256 and size are computed while
+    streaming; nothing is visible under a content key until ``commit()``. Use it as
+    ``async with store.writer() as w:`` — leaving the block without ``commit()`` (normally or
+    by an exception) aborts; it never commits on its own.
+    """
+
+    temp_key: str
+    """The key of the temporary object the bytes are streamed into."""
+
+    def __init__(self, store: BlobStore, *, limit: int | None = None) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be None or >= 0, got {limit}")
+        self._store = store
+        self._limit = limit
+        self.temp_key = f"tmp/{uuid.uuid4().hex}"
+        self._file: AsyncWritableFile | None = obstore.open_writer_async(
+            store._store, self.temp_key, buffer_size=PART_SIZE, max_concurrency=PART_CONCURRENCY
+        )
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._lock = asyncio.Lock()
+        self._interrupted = False  # a write() did not finish: the temp object's bytes are unknown
+        self._finishing: asyncio.Task[StoredBlob] | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data``; past the limit, abort (dropping the temp object) and raise
+        ``SizeLimitExceeded``."""
+        async with self._lock:
+            if self._file is None or self._finishing is not None or self._interrupted:
+                raise BlobError(
+                    "write() on a blob writer that was committed, aborted or interrupted"
+                )
+            size = self._size + len(data)
+            if self._limit is not None and size > self._limit:
+                await self._discard()
+                raise SizeLimitExceeded(size, self._limit)
+            if not data:
+                return
+            self._interrupted = True
+            try:
+                await self._file.write(data)
+            except _OBSTORE_ERRORS as exc:
+                await self._discard()
+                raise _translate(exc, f"writing {self.temp_key}") from exc
+            self._hash.update(data)
+            self._size = size
+            self._interrupted = False
+
+    async def commit(self) -> StoredBlob:
+        """Finish the upload and move it to its content key; when that key already exists
+        (same bytes stored before), drop the temp object instead. Calling it again returns the
+        same result; it keeps running to the end even if the caller is cancelled."""
+        async with self._lock:
+            if self._finishing is None:
+                if self._file is None or self._interrupted:
+                    await self._discard()
+                    raise BlobError("commit() on a blob writer that was aborted or interrupted")
+                self._finishing = asyncio.create_task(self._finish(self._file))
+                self._file = None
+            task = self._finishing
+        return await asyncio.shield(task)
+
+    async def abort(self) -> None:
+        """Drop the temp object. Safe to call twice, and a no-op after ``commit()``."""
+        async with self._lock:
+            if self._finishing is not None:
+                # A commit owns the temp object now; wait for it so that nothing outlives us.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._finishing)
+                return
+            await self._discard()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.abort()
+
+    async def _finish(self, file: AsyncWritableFile) -> StoredBlob:
+        sha256 = self._hash.hexdigest()
+        blob = StoredBlob(sha256, self._size, blob_key(sha256))
+        try:
+            try:
+                await file.close()
+                await self._store._publish(self.temp_key, blob)
+            except _OBSTORE_ERRORS as exc:
+                raise _translate(exc, f"committing {self.temp_key}", not_found=False) from exc
+        except BaseException:
+            await self._store._drop_temp(None, self.temp_key)
+            raise
+        return blob
+
+    async def _discard(self) -> None:
+        file, self._file = self._file, None
+        await asyncio.shield(self._store._drop_temp(file, self.temp_key))
+
+
+class BlobStore:
+    """Content-addressed blob storage on a local directory or an S3-compatible bucket.
+
+    ``url`` is ``file:///abs/path`` (the directory is created; add ``?fsync=false`` to skip
+    flushing to disk before a commit) or ``s3://bucket/optional/prefix?endpoint=…&region=…
+    &allow_http=true``. S3 credentials come from the standard ``AWS_*`` environment variables
+    or the ``access_key_id`` / ``secret_access_key`` / ``session_token`` query parameters;
+    other parameters: ``virtual_hosted_style_request``, ``skip_signature``,
+    ``unsigned_payload``, ``allow_invalid_certificates``, ``timeout`` (default 1h, it bounds a
+    whole streaming read) and ``connect_timeout``. Secrets never appear in the repr.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        try:
+            params = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True))
+        except ValueError as exc:
+            raise ConfigError(f"blob store URL has a malformed query: {exc}") from exc
+        shown = "&".join(
+            f"{k}={'***' if k in _SECRETS else quote(v, safe=':/')}" for k, v in params.items()
+        )
+        self._shown_url = parts._replace(query=shown).geturl()
+        self._root: pathlib.Path | None = None
+        self._fsync = False
+        self._store: LocalStore | S3Store
+        if parts.scheme == "file":
+            self._store = self._open_local(parts.netloc, unquote(parts.path), params)
+        elif parts.scheme == "s3":
+            self._store = self._open_s3(parts.netloc, unquote(parts.path), params)
+        else:
+            raise ConfigError(
+                f"blob store URL must start with file:// or s3://, got {self._shown_url!r}"
+            )
+
+    def _open_local(self, host: str, path: str, params: dict[str, str]) -> LocalStore:
+        """Open a LocalStore rooted at ``path`` (created if missing)."""
+        if host not in ("", "localhost") or not path.startswith("/"):
+            raise ConfigError(f"blob store URL must be file:///abs/path, got {self._shown_url}")
+        _check_params(params, {"fsync"})
+        self._fsync = _flag("fsync", params.get("fsync", "true"))
+        root = pathlib.Path(path)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the blob store directory {root}: {exc}") from exc
+        self._root = root.resolve()
+        return LocalStore(self._root)
+
+    def _open_s3(self, bucket: str, path: str, params: dict[str, str]) -> S3Store:
+        """Open an S3Store; unset options come from the ``AWS_*`` environment variables."""
+        if not bucket:
+            raise ConfigError(f"blob store URL must be s3://bucket/…, got {self._shown_url}")
+        _check_params(params, _S3_CONFIG | _S3_FLAGS | _CLIENT_CONFIG | _CLIENT_FLAGS)
+        config: dict[str, str | bool] = {}
+        # object_store's default 30 s bounds a whole request: it would cut long streaming reads.
+        client: dict[str, str | bool] = {"timeout": "1h"}
+        for name, value in params.items():
+            target = config if name in _S3_CONFIG | _S3_FLAGS else client
+            target[name] = _flag(name, value) if name in _S3_FLAGS | _CLIENT_FLAGS else value
+        try:
+            return S3Store(
+                bucket,
+                prefix=path.strip("/") or None,
+                config=cast("S3Config", config),
+                client_options=cast("ClientConfig", client),
+            )
+        except _OBSTORE_ERRORS as exc:
+            raise ConfigError(f"bad blob store URL {self._shown_url}: {_first_line(exc)}") from exc
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self._shown_url!r})"
+
+    def writer(self, *, limit: int | None = None) -> BlobWriter:
+        """Start a streaming write; ``limit`` caps its size in bytes (None: no cap)."""
+        return BlobWriter(self, limit=limit)
+
+    async def write(self, chunks: AsyncIterable[bytes], *, limit: int | None = None) -> StoredBlob:
+        """Stream ``chunks`` into the store and commit them; raises ``SizeLimitExceeded``."""
+        async with self.writer(limit=limit) as writer:
+            async for chunk in chunks:
+                await writer.write(chunk)
+            return await writer.commit()
+
+    async def read(
+        self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 256 * 1024
+    ) -> AsyncIterator[bytes]:
+        """Stream the bytes ``[start, end)`` of a blob, like slicing: a range past the end is
+        cut short or empty. ``BlobNotFound`` is raised on the first iteration."""
+        _check_key(key)
+        if start < 0 or (end is not None and end < start) or chunk_size <= 0:
+            raise ValueError(f"bad read range start={start} end={end} chunk_size={chunk_size}")
+        if end == start:
+            await self.size(key)
+            return
+        options: GetOptions = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start:
+            options["range"] = {"offset": start}
+        try:
+            result = await obstore.get_async(self._store, key, options=options)
+        except _OBSTORE_ERRORS as exc:
+            # Both backends refuse a range starting at or past the end; slicing gives b"".
+            if (
+                "range" in options
+                and not isinstance(exc, FileNotFoundError)
+                and start >= await self.size(key)
+            ):
+                return
+            raise _translate(exc, f"reading {key}") from exc
+        try:
+            async for chunk in result.stream(min_chunk_size=chunk_size):
+                yield chunk
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, f"reading {key}") from exc
+
+    async def read_all(self, key: str) -> bytes:
+        """Return a whole blob in memory: for small blobs only (thumbnails, tests)."""
+        _check_key(key)
+        try:
+            result = await obstore.get_async(self._store, key)
+            return bytes(await result.bytes_async())
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, f"reading {key}") from exc
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether a blob is stored under ``key``."""
+        try:
+            await self.size(key)
+        except BlobNotFound:
+            return False
+        return True
+
+    async def size(self, key: str) -> int:
+        """Return the size of a blob in bytes; raises ``BlobNotFound``."""
+        _check_key(key)
+        try:
+            return (await obstore.head_async(self._store, key))["size"]
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, f"looking up {key}") from exc
+
+    async def delete(self, key: str) -> None:
+        """Delete a blob; a missing key is not an error."""
+        _check_key(key)
+        try:
+            await obstore.delete_async(self._store, key)
+        except FileNotFoundError:
+            pass
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, f"deleting {key}") from exc
+
+    def local_path(self, key: str) -> pathlib.Path | None:
+        """Return the file of a blob for zero-copy serving (local stores), None on S3.
+
+        Raises ``ValueError`` for a key that is malformed or would resolve outside the root."""
+        _check_key(key)
+        if self._root is None:
+            return None
+        path = self._root.joinpath(*key.split("/"))
+        if not path.resolve().is_relative_to(self._root):
+            raise ValueError(f"blob key {key!r} resolves outside the store")
+        return path
+
+    async def presigned_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        """Return a presigned GET URL valid for ``expires_in`` seconds, or None when the caller
+        must serve the bytes itself: on a local store, and whenever ``filename`` or
+        ``content_type`` is given, because S3's ``response-content-disposition`` /
+        ``-content-type`` parameters must be signed and obstore 0.12's ``sign`` takes no extra
+        query parameters (adding them after signing breaks SigV4)."""
+        _check_key(key)
+        if not 0 < expires_in <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"expires_in must be 1..{MAX_PRESIGN_SECONDS} s, got {expires_in}")
+        if not isinstance(self._store, S3Store) or filename is not None or content_type is not None:
+            return None
+        try:
+            return await obstore.sign_async(self._store, "GET", key, timedelta(seconds=expires_in))
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, f"signing {key}", not_found=False) from exc
+
+    async def sweep_temp(self, *, older_than_seconds: float) -> int:
+        """Delete temporary objects (left by crashes) older than that; return how many.
+
+        On S3 a crash in mid-upload leaves an incomplete multipart upload, which is not an
+        object and cannot be listed through obstore: configure the bucket lifecycle rule
+        ``AbortIncompleteMultipartUpload`` for those."""
+        if older_than_seconds < 0:
+            raise ValueError(f"older_than_seconds must be >= 0, got {older_than_seconds}")
+        cutoff = time.time() - older_than_seconds
+        if self._root is not None:
+            # obstore's LocalStore hides in-progress uploads ("<key>#<n>" staging files) from
+            # listings, so the directory is scanned directly.
+            return await asyncio.to_thread(_sweep_dir, self._root / "tmp", cutoff)
+        count = 0
+        try:
+            async for batch in obstore.list(self._store, "tmp", chunk_size=1000):
+                stale = [m["path"] for m in batch if m["last_modified"].timestamp() < cutoff]
+                if stale:
+                    await obstore.delete_async(self._store, stale)
+                    count += len(stale)
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, "sweeping tmp/", not_found=False) from exc
+        return count
+
+    async def check(self) -> None:
+        """Check cheaply that the store is reachable and usable, within ``CHECK_SECONDS``
+        (obstore would otherwise retry for minutes); raises ``BlobError``."""
+        try:
+            async with asyncio.timeout(CHECK_SECONDS):
+                if self._root is not None:
+                    if not await asyncio.to_thread(os.access, self._root, os.W_OK | os.X_OK):
+                        raise BlobError(f"blob store directory {self._root} is not writable")
+                else:
+                    await obstore.list_with_delimiter_async(self._store, "tmp")
+        except TimeoutError as exc:
+            raise BlobError(f"blob store {self!r} did not answer within {CHECK_SECONDS} s") from exc
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, f"checking {self!r}", not_found=False) from exc
+
+    async def _publish(self, temp_key: str, blob: StoredBlob) -> None:
+        """Move a finished temp object to its content key (or drop it if the key exists)."""
+        if await self.exists(blob.key):
+            await obstore.delete_async(self._store, temp_key)
+        elif self._root is not None:
+            if self._fsync:
+                await asyncio.to_thread(_fsync, self._root / temp_key)
+            # rename(2) replaces atomically; a concurrent commit of the same bytes is harmless.
+            await obstore.rename_async(self._store, temp_key, blob.key, overwrite=True)
+            if self._fsync:
+                await asyncio.to_thread(_fsync, (self._root / blob.key).parent)
+        elif blob.size > MAX_COPY_SIZE:
+            source = await obstore.get_async(self._store, temp_key)
+            await obstore.put_async(
+                self._store,
+                blob.key,
+                source.stream(min_chunk_size=PART_SIZE),
+                chunk_size=PART_SIZE,
+                max_concurrency=PART_CONCURRENCY,
+            )
+            await obstore.delete_async(self._store, temp_key)
+        else:
+            # Server-side copy, then delete; both copies of the same bytes are identical.
+            await obstore.rename_async(self._store, temp_key, blob.key, overwrite=True)
+
+    async def _drop_temp(self, file: AsyncWritableFile | None, temp_key: str) -> None:
+        """Best-effort removal of a temp object, closing its writer first so that no hidden
+        multipart upload (S3) or staging file (local) is left behind."""
+        if file is not None:
+            with contextlib.suppress(*_OBSTORE_ERRORS):
+                await file.close()
+        with contextlib.suppress(*_OBSTORE_ERRORS):
+            await obstore.delete_async(self._store, temp_key)
+
+
+def _check_params(params: dict[str, str], known: set[str]) -> None:
+    if unknown := sorted(params.keys() - known):
+        raise ConfigError(f"unknown blob store URL parameters {unknown}; known: {sorted(known)}")
+
+
+def _check_key(key: str) -> None:
+    if not _KEY_RE.fullmatch(key):
+        raise ValueError(f"malformed blob key {key!r}")
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"blob store URL parameter {name} must be true or false, got {value!r}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _translate(exc: Exception, what: str, *, not_found: bool = True) -> BlobError:
+    if not_found and isinstance(exc, FileNotFoundError):
+        return BlobNotFound(f"{what}: no such blob")
+    return BlobError(f"{what} failed: {_first_line(exc)}")
+
+
+def _fsync(path: pathlib.Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sweep_dir(directory: pathlib.Path, cutoff: float) -> int:
+    count = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    count += 1
+    return count

@@ -1,0 +1,224 @@
+"""Files: their rows, their bytes in the blob store, and bringing absent bytes back.
+
+A file is ``remote`` (only the messenger has it), ``stored`` (our blob store has it until
+``expires_at``) or ``evicted`` (retention passed; the messenger may still have it). Whatever the
+state, ``materialize`` makes the bytes present again, with one upstream fetch per file however
+many callers ask at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from maxgate.blobs import BlobStore, StoredBlob, blob_key
+from maxgate.domain import ids
+from maxgate.domain.records import FileRecord
+from maxgate.errors import BlobNotFound, UpstreamError
+from maxgate.store import tables as t
+from maxgate.store.database import Database, upsert
+from maxgate.upstream.base import InboundFile, Upstream
+
+
+def row_to_file(row: Any, prefix: str = "") -> FileRecord:
+    """Build a FileRecord from a row (columns optionally prefixed, as in a join)."""
+    m = row._mapping
+    return FileRecord(
+        id=m[prefix + "id"],
+        instance_id=m[prefix + "instance_id"],
+        state=m[prefix + "state"],
+        sha256=m[prefix + "sha256"],
+        size=m[prefix + "size"],
+        file_name=m[prefix + "file_name"],
+        mime_type=m[prefix + "mime_type"],
+        upstream_ref=m[prefix + "upstream_ref"],
+        thumbnail=m[prefix + "thumbnail"],
+        created_at=m[prefix + "created_at"],
+        stored_at=m[prefix + "stored_at"],
+        expires_at=m[prefix + "expires_at"],
+    )
+
+
+def row_to_file_values(values: dict[str, Any]) -> FileRecord:
+    """Build a FileRecord from the column values just inserted."""
+    return FileRecord(**{"thumbnail": "", **values})
+
+
+class Files:
+    """The file lifecycle: rows, blobs, and materialising absent bytes from the upstream."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        upstream: Upstream,
+        *,
+        retention: float,
+        max_size: int,
+        fetch_timeout: float = 120.0,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.upstream = upstream
+        self.retention = retention
+        self.max_size = max_size
+        self.fetch_timeout = fetch_timeout
+        self._inflight: dict[str, asyncio.Future[FileRecord]] = {}
+
+    def stored_row(
+        self, instance_id: int, blob: StoredBlob, file_name: str, mime_type: str
+    ) -> dict[str, Any]:
+        """Column values of a new file whose bytes we already hold."""
+        now = time.time()
+        return {
+            "id": ids.new_file_id(),
+            "instance_id": instance_id,
+            "state": "stored",
+            "sha256": blob.sha256,
+            "size": blob.size,
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "upstream_ref": None,
+            "created_at": now,
+            "stored_at": now,
+            "expires_at": now + self.retention,
+        }
+
+    def remote_row(self, instance_id: int, inbound: InboundFile) -> dict[str, Any]:
+        """Column values of a new file that only the messenger holds so far."""
+        now = time.time()
+        return {
+            "id": ids.new_file_id(),
+            "instance_id": instance_id,
+            "state": "remote",
+            "sha256": None,
+            "size": inbound.size,
+            "file_name": inbound.file_name,
+            "mime_type": inbound.mime_type,
+            "upstream_ref": inbound.ref,
+            "created_at": now,
+            "stored_at": None,
+            "expires_at": now + self.retention,
+        }
+
+    def key(self, sha256: str) -> str:
+        """The blob store key of some content."""
+        return blob_key(sha256)
+
+    async def create_stored(
+        self, instance_id: int, blob: StoredBlob, file_name: str, mime_type: str
+    ) -> FileRecord:
+        """A file that belongs to no message yet (uploadFile), its bytes already stored."""
+        row = self.stored_row(instance_id, blob, file_name, mime_type)
+        async with self.db.write() as conn:
+            await self.record_blob(conn, blob)
+            await conn.execute(t.files.insert().values(**row))
+        return row_to_file_values(row)
+
+    async def record_blob(self, conn: Any, blob: StoredBlob) -> None:
+        """Remember a committed blob (idempotent)."""
+        values = {"sha256": blob.sha256, "size": blob.size, "key": blob.key}
+        await conn.execute(
+            upsert(
+                self.db.dialect,
+                t.blobs,
+                {**values, "created_at": time.time()},
+                keys=["sha256"],
+                update=["size", "key"],
+            )
+        )
+
+    async def get(self, file_id: str) -> FileRecord | None:
+        """The file with that id, or None."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(t.files).where(t.files.c.id == file_id))).first()
+        return row_to_file(row) if row else None
+
+    async def open(
+        self, file: FileRecord, *, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a stored file's bytes (materialise it first if needed)."""
+        present = await self.materialize(file)
+        assert present.sha256 is not None
+        return self.blobs.read(blob_key(present.sha256), start=start, end=end)
+
+    async def materialize(self, file: FileRecord) -> FileRecord:
+        """Make a file's bytes present in the blob store; one upstream fetch per file at once.
+
+        Raises ``UpstreamError`` (``UpstreamFileGone`` when the messenger lost it) if the bytes
+        are neither here nor obtainable in time.
+        """
+        if (
+            file.state == "stored"
+            and file.sha256
+            and await self.blobs.exists(blob_key(file.sha256))
+        ):
+            return file
+        pending = self._inflight.get(file.id)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._inflight[file.id] = pending
+            try:
+                pending.set_result(await self._fetch(file))
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # mark retrieved: waiters may be none
+                raise
+            finally:
+                del self._inflight[file.id]
+            return pending.result()
+        return await asyncio.wait_for(asyncio.shield(pending), timeout=self.fetch_timeout)
+
+    async def _fetch(self, file: FileRecord) -> FileRecord:
+        if file.upstream_ref is None and file.sha256 is None:
+            raise UpstreamError("the file has neither bytes here nor a messenger reference")
+        try:
+            async with asyncio.timeout(self.fetch_timeout):
+                blob = await self.blobs.write(
+                    self.upstream.fetch_file(file.instance_id, file), limit=self.max_size
+                )
+        except TimeoutError as exc:
+            raise UpstreamError("the messenger did not deliver the file in time") from exc
+        except BlobNotFound as exc:
+            raise UpstreamError("the messenger's copy is unreadable") from exc
+        now = time.time()
+        changes = {
+            "state": "stored",
+            "sha256": blob.sha256,
+            "size": blob.size,
+            "stored_at": now,
+            "expires_at": max(file.expires_at, now + self.retention),
+        }
+        async with self.db.write() as conn:
+            await self.record_blob(conn, blob)
+            await conn.execute(t.files.update().where(t.files.c.id == file.id).values(**changes))
+        fresh = await self.get(file.id)
+        assert fresh is not None
+        return fresh
+
+    async def mirror_pending(self, *, batch: int = 20) -> int:
+        """Eager mirroring: fetch the bytes of files that only the messenger holds.
+
+        Returns how many were stored; failures stay ``remote`` and are retried on demand.
+        """
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.files)
+                    .where(t.files.c.state == "remote")
+                    .order_by(t.files.c.created_at)
+                    .limit(batch)
+                )
+            ).all()
+        stored = 0
+        for row in rows:
+            try:
+                await self.materialize(row_to_file(row))
+                stored += 1
+            except UpstreamError:
+                continue
+        return stored

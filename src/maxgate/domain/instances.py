@@ -1,0 +1,175 @@
+"""Instances: creation, authentication, deletion and their GREEN-API settings."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from maxgate.domain import ids
+from maxgate.domain.records import Instance
+from maxgate.errors import StoreConflict
+from maxgate.store import tables as t
+from maxgate.store.database import Database
+
+YES_NO_SETTINGS = (
+    "markIncomingMessagesReaded",
+    "markIncomingMessagesReadedOnReply",
+    "outgoingWebhook",
+    "outgoingMessageWebhook",
+    "outgoingAPIMessageWebhook",
+    "incomingWebhook",
+    "stateWebhook",
+)
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "webhookUrl": "",
+    "webhookUrlToken": "",
+    "delaySendMessagesMilliseconds": 500,
+    "markIncomingMessagesReaded": "no",
+    "markIncomingMessagesReadedOnReply": "no",
+    # Decision (spec §4.1): a self-hosted gateway delivers every kind by default.
+    "outgoingWebhook": "yes",
+    "outgoingMessageWebhook": "yes",
+    "outgoingAPIMessageWebhook": "yes",
+    "incomingWebhook": "yes",
+    "stateWebhook": "yes",
+}
+DELAY_RANGE = (500, 600000)
+
+
+def _row_to_instance(row: sa.Row[Any]) -> Instance:
+    return Instance(
+        id=row.id,
+        name=row.name,
+        chat_id=row.chat_id,
+        phone=row.phone,
+        state=row.state,
+        settings={**DEFAULT_SETTINGS, **json.loads(row.settings)},
+        created_at=row.created_at,
+        deleted=row.deleted_at is not None,
+    )
+
+
+class Instances:
+    """Creates, finds, authenticates and deletes instances."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, *, name: str = "", settings: dict[str, Any] | None = None
+    ) -> tuple[Instance, str]:
+        """Create an instance; returns it with its token (shown once, stored only hashed)."""
+        token = ids.new_instance_token()
+        for _attempt in range(20):
+            async with self.db.read() as conn:
+                top = (await conn.execute(sa.select(sa.func.max(t.instances.c.id)))).scalar()
+            instance_id = max(int(top or 0) + 1, ids.FIRST_INSTANCE_ID)
+            row = {
+                "id": instance_id,
+                "name": name,
+                "token_hash": ids.token_hash(token),
+                "chat_id": ids.sandbox_chat_id(instance_id),
+                "phone": ids.sandbox_phone(instance_id),
+                "state": "authorized",
+                "settings": json.dumps({**DEFAULT_SETTINGS, **(settings or {})}),
+                "created_at": time.time(),
+            }
+            try:
+                async with self.db.write() as conn:
+                    await conn.execute(t.instances.insert().values(**row))
+            except StoreConflict:
+                continue  # another process took that id first
+            instance = await self.get(instance_id)
+            assert instance is not None
+            return instance, token
+        raise StoreConflict("could not allocate an instance id")
+
+    async def get(self, instance_id: int) -> Instance | None:
+        """The instance with that id (deleted ones included), or None."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id))
+            ).first()
+        return _row_to_instance(row) if row else None
+
+    async def authenticate(self, instance_id: int, token: str) -> tuple[Instance | None, bool]:
+        """Find an instance and check its token in constant time: (instance, token_ok)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id))
+            ).first()
+        if row is None:
+            ids.token_matches(token, "0" * 64)  # same work for unknown ids
+            return None, False
+        return _row_to_instance(row), ids.token_matches(token, row.token_hash)
+
+    async def by_chat_id(self, chat_id: str) -> Instance | None:
+        """The live instance a sandbox chatId belongs to, or None."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.instances).where(
+                        t.instances.c.chat_id == chat_id, t.instances.c.deleted_at.is_(None)
+                    )
+                )
+            ).first()
+        return _row_to_instance(row) if row else None
+
+    async def by_phone(self, phone: int) -> Instance | None:
+        """The live instance with that phone number, or None."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.instances).where(
+                        t.instances.c.phone == phone, t.instances.c.deleted_at.is_(None)
+                    )
+                )
+            ).first()
+        return _row_to_instance(row) if row else None
+
+    async def list(self, *, include_deleted: bool = False) -> list[Instance]:
+        """All instances, oldest first."""
+        query = sa.select(t.instances).order_by(t.instances.c.id)
+        if not include_deleted:
+            query = query.where(t.instances.c.deleted_at.is_(None))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_row_to_instance(r) for r in rows]
+
+    async def delete(self, instance_id: int) -> bool:
+        """Mark an instance deleted; False if there is no such live instance."""
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                t.instances.update()
+                .where(t.instances.c.id == instance_id, t.instances.c.deleted_at.is_(None))
+                .values(deleted_at=time.time())
+            )
+        return result.rowcount == 1
+
+    async def update_settings(self, instance_id: int, changes: dict[str, Any]) -> Instance:
+        """Merge validated settings into an instance's settings; applies at once."""
+        async with self.db.write() as conn:
+            current = (
+                await conn.execute(
+                    sa.select(t.instances.c.settings).where(t.instances.c.id == instance_id)
+                )
+            ).scalar_one()
+            merged = {**json.loads(current), **changes}
+            await conn.execute(
+                t.instances.update()
+                .where(t.instances.c.id == instance_id)
+                .values(settings=json.dumps(merged))
+            )
+        instance = await self.get(instance_id)
+        assert instance is not None
+        return instance
+
+    async def set_state(self, instance_id: int, state: str) -> None:
+        """Record the messenger connection state of an instance."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                t.instances.update().where(t.instances.c.id == instance_id).values(state=state)
+            )

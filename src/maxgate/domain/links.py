@@ -1,0 +1,48 @@
+"""Signed file links: ``/files/{instance}/{fileId}/{fileName}?exp=…&sig=…``.
+
+The signature is an HMAC-SHA256 over instance, file id and expiry, under a key derived per
+instance from the server's link key: a link is bound to one file of one instance, and a link of
+instance A says nothing about the key of instance B. Links are rendered when they are read
+(journals, downloadFile, notifications), never stored, so they cannot go stale.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import quote
+
+
+class LinkSigner:
+    """Signs and verifies file links with the server's link key."""
+
+    def __init__(self, key: str, base_url: str) -> None:
+        self._key = key.encode("utf-8")
+        self.base_url = base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"LinkSigner(base_url={self.base_url!r})"
+
+    def _instance_key(self, instance_id: int) -> bytes:
+        return hmac.digest(self._key, f"instance:{instance_id}".encode(), hashlib.sha256)
+
+    def signature(self, instance_id: int, file_id: str, expires: int) -> str:
+        """The signature of one link."""
+        mac = hmac.digest(
+            self._instance_key(instance_id),
+            f"{instance_id}/{file_id}/{expires}".encode(),
+            hashlib.sha256,
+        )
+        return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+
+    def verify(self, instance_id: int, file_id: str, expires: int, signature: str) -> bool:
+        """Whether a signature is valid (constant time); expiry is checked by the caller."""
+        expected = self.signature(instance_id, file_id, expires)
+        return hmac.compare_digest(expected.encode(), signature.encode())
+
+    def url(self, instance_id: int, file_id: str, file_name: str, expires: int) -> str:
+        """The full link to a file, valid until ``expires`` (Unix seconds)."""
+        sig = self.signature(instance_id, file_id, expires)
+        name = quote(file_name or "file", safe="")
+        return f"{self.base_url}/files/{instance_id}/{file_id}/{name}?exp={expires}&sig={sig}"

@@ -1,0 +1,243 @@
+"""The outgoing queue: a durable outbox table drained by a worker, paced per instance.
+
+Each entry is claimed with a conditional UPDATE (``pending`` → ``sending``), so several server
+processes can drain one database without sending a message twice. Entries left ``sending`` by a
+crash go back to ``pending`` on start (at-least-once; the messenger side drops a repeated
+idMessage). Each instance sends at most one message per ``delaySendMessagesMilliseconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from maxgate.domain.files import Files
+from maxgate.domain.instances import Instances
+from maxgate.domain.journal import Journal
+from maxgate.domain.records import Message
+from maxgate.errors import MaxgateError
+from maxgate.store import tables as t
+from maxgate.store.database import Database
+from maxgate.upstream.base import Upstream
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+class Outbox:
+    """Drains the outbox table into the upstream."""
+
+    def __init__(
+        self,
+        db: Database,
+        instances: Instances,
+        journal: Journal,
+        files: Files,
+        upstream: Upstream,
+    ) -> None:
+        self.db = db
+        self.instances = instances
+        self.journal = journal
+        self.files = files
+        self.upstream = upstream
+        self.wake = asyncio.Event()
+        self._next_at: dict[int, float] = {}
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def notify(self) -> None:
+        """Something was queued: look at the outbox now instead of at the next tick."""
+        self.wake.set()
+
+    async def recover(self) -> None:
+        """Return entries a crash left half-sent to the queue."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                t.outbox.update().where(t.outbox.c.state == "sending").values(state="pending")
+            )
+
+    async def run(self, *, tick: float = 1.0) -> None:
+        """Work forever: hand ready entries to the upstream, one task per instance."""
+        while True:
+            self.wake.clear()
+            try:
+                wait = await self.dispatch()
+            except MaxgateError:
+                log.exception("outbox dispatch failed; retrying")
+                wait = tick
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=min(wait, tick))
+
+    async def dispatch(self) -> float:
+        """Start a send task for every instance with a ready entry; returns seconds to wait."""
+        now = time.time()
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.outbox.c.instance_id, sa.func.min(t.outbox.c.not_before))
+                    .where(t.outbox.c.state == "pending")
+                    .group_by(t.outbox.c.instance_id)
+                )
+            ).all()
+        wait = 1.0
+        for instance_id, not_before in rows:
+            if instance_id in self._busy:
+                continue
+            due = max(not_before, self._next_at.get(instance_id, 0.0))
+            if due > now:
+                wait = min(wait, due - now)
+                continue
+            self._busy.add(instance_id)
+            task = asyncio.create_task(self._drain(instance_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return max(wait, 0.01)
+
+    async def _drain(self, instance_id: int) -> None:
+        try:
+            while True:
+                entry = await self._claim(instance_id)
+                if entry is None:
+                    return
+                await self._send(entry)
+                instance = await self.instances.get(instance_id)
+                delay = 0.5
+                if instance is not None:
+                    delay = int(instance.settings["delaySendMessagesMilliseconds"]) / 1000
+                self._next_at[instance_id] = time.time() + delay
+                await asyncio.sleep(delay)
+        except MaxgateError:
+            log.exception("sending for instance %s failed", instance_id)
+        finally:
+            self._busy.discard(instance_id)
+            self.wake.set()
+
+    async def _claim(self, instance_id: int) -> Any:
+        now = time.time()
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.outbox)
+                    .where(
+                        t.outbox.c.instance_id == instance_id,
+                        t.outbox.c.state == "pending",
+                        t.outbox.c.not_before <= now,
+                    )
+                    .order_by(t.outbox.c.id)
+                    .limit(1)
+                )
+            ).first()
+            if row is None:
+                return None
+            claimed = await conn.execute(
+                t.outbox.update()
+                .where(t.outbox.c.id == row.id, t.outbox.c.state == "pending")
+                .values(state="sending", attempts=row.attempts + 1)
+            )
+            return row if claimed.rowcount == 1 else None
+
+    async def _send(self, entry: Any) -> None:
+        message = await self.journal.get_by_pk(entry.message_id)
+        instance = await self.instances.get(entry.instance_id)
+        if message is None or instance is None or instance.deleted:
+            await self._finish(entry.id)
+            return
+        try:
+            body = await self.files.open(message.file) if message.file else None
+            upstream_id = await self.upstream.send(instance, message, body)
+        except MaxgateError as exc:
+            await self._retry_or_fail(entry, message, str(exc))
+            return
+        async with self.db.write() as conn:
+            await conn.execute(
+                t.messages.update()
+                .where(t.messages.c.id == message.pk)
+                .values(upstream_id=upstream_id)
+            )
+        await self.journal.on_status(instance.id, message.chat_id, message.id_message, "sent")
+        await self._finish(entry.id)
+
+    async def _retry_or_fail(self, entry: Any, message: Message, reason: str) -> None:
+        if entry.attempts + 1 >= MAX_ATTEMPTS:
+            log.warning("giving up on message %s: %s", message.id_message, reason)
+            await self.journal.fail(message, reason)
+            await self._finish(entry.id)
+            return
+        backoff = min(60.0, 2.0 ** (entry.attempts + 1))
+        async with self.db.write() as conn:
+            await conn.execute(
+                t.outbox.update()
+                .where(t.outbox.c.id == entry.id)
+                .values(state="pending", not_before=time.time() + backoff)
+            )
+
+    async def _finish(self, entry_id: int) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(t.outbox.delete().where(t.outbox.c.id == entry_id))
+
+    async def pending(self, instance_id: int) -> list[Message]:
+        """Messages of an instance still waiting for the messenger, oldest first."""
+        async with self.db.read() as conn:
+            ids = (
+                await conn.execute(
+                    sa.select(t.outbox.c.message_id)
+                    .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending")
+                    .order_by(t.outbox.c.id)
+                )
+            ).scalars()
+            message_ids = list(ids)
+        found = [await self.journal.get_by_pk(pk) for pk in message_ids]
+        return [m for m in found if m is not None]
+
+    async def count(self, instance_id: int) -> int:
+        """How many messages of an instance wait for the messenger."""
+        async with self.db.read() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(t.outbox)
+                        .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending")
+                    )
+                ).scalar_one()
+            )
+
+    async def clear(self, instance_id: int) -> int:
+        """Drop an instance's waiting messages (they are marked failed in the journal)."""
+        async with self.db.write() as conn:
+            ids = list(
+                (
+                    await conn.execute(
+                        sa.select(t.outbox.c.message_id).where(
+                            t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending"
+                        )
+                    )
+                ).scalars()
+            )
+            if not ids:
+                return 0
+            await conn.execute(
+                t.outbox.delete().where(
+                    t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending"
+                )
+            )
+            await conn.execute(
+                t.messages.update()
+                .where(t.messages.c.id.in_(ids))
+                .values(status="failed", status_description="cleared from the queue")
+            )
+        return len(ids)
+
+    async def close(self) -> None:
+        """Cancel the send tasks in flight (their entries are recovered on the next start)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,450 @@
+"""The shared outbound HTTP client, with the URL guard enforced at connect time.
+
+``sendFileByUrl`` and webhooks fetch URLs chosen by API users. Checking a URL's host before the
+request is not enough: the name can resolve to a public address for the check and to
+``127.0.0.1`` a moment later when httpx connects (DNS rebinding), and a redirect can point
+anywhere. So the check sits where the socket is opened: ``GuardedNetworkBackend`` is an httpcore
+network backend whose ``connect_tcp`` resolves the host itself, lets ``UrlGuard`` judge every
+address, and connects to exactly those addresses. Every connection goes through it, including
+the ones redirects open; TLS still runs against the host name (SNI and certificate checks are
+httpcore's, on the hostname from the URL), only the TCP connect uses the checked address.
+
+Seam: httpx 0.28 has no public way to hand ``AsyncHTTPTransport`` a network backend (proposed
+in https://github.com/encode/httpx/pull/3749). The alternative to one private attribute would
+be a hand-written transport over ``httpcore.AsyncConnectionPool``, copying httpx's exception
+mapping and stream wrapping; that is more of someone else's code to keep in step than one
+attribute. ``_use_network_backend`` isolates it and fails loudly if httpx changes.
+
+Proxies are never used (``trust_env=False``): a proxy would open the connection, not us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.message
+import email.utils
+import errno
+import ipaddress
+import logging
+import posixpath
+import socket
+import ssl
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from dataclasses import dataclass
+
+import anyio
+import httpcore
+import httpx
+
+from maxgate.errors import OutboundBlocked, OutboundError, SizeLimitExceeded
+from maxgate.net.urlguard import IPAddress, UrlGuard
+
+__all__ = [
+    "FetchedHead",
+    "GuardedNetworkBackend",
+    "Resolver",
+    "fetch",
+    "outbound_client",
+    "resolve_host",
+]
+
+logger = logging.getLogger(__name__)
+
+Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
+"""Resolves ``(host, port)`` to addresses; the seam tests use to fake DNS."""
+
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+
+
+async def resolve_host(host: str, port: int) -> list[IPAddress]:
+    """Resolve ``host`` with the system resolver; addresses in its order, without repeats."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        address = ipaddress.ip_address(sockaddr[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class _ConnectFailed(httpcore.ConnectError):
+    """A connect failure whose message is already a sentence fit for the user."""
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, OSError) and cause.errno == errno.EHOSTUNREACH:
+            return "host unreachable"
+        if isinstance(cause, OSError) and cause.errno == errno.ENETUNREACH:
+            return "network unreachable"
+    return "could not connect"
+
+
+class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that only opens TCP connections the guard allows.
+
+    ``connect_tcp`` resolves the host once (``resolver``), refuses the connection with
+    ``OutboundBlocked`` if any resolved address is refused, and otherwise connects to those very
+    addresses in order through ``inner`` (httpcore's anyio backend by default), so the address
+    checked is the address connected to. Unix sockets are refused.
+    """
+
+    def __init__(
+        self,
+        guard: UrlGuard,
+        *,
+        resolver: Resolver = resolve_host,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self._guard = guard
+        self._resolver = resolver
+        self._inner = inner if inner is not None else httpcore.AnyIOBackend()
+
+    async def _addresses(self, host: str, port: int) -> Sequence[IPAddress]:
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            self._guard.check_address(host)  # the message shows the address as written
+            return [literal]
+        try:
+            addresses = await self._resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise _ConnectFailed(f"host {host} could not be resolved") from exc
+        if not addresses:
+            raise _ConnectFailed(f"host {host} could not be resolved")
+        self._guard.check_resolved(host, addresses)
+        return addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Resolve, check every address, then connect to the first one that answers."""
+        end = None if timeout is None else anyio.current_time() + timeout
+        try:
+            with anyio.fail_after(timeout):
+                addresses = await self._addresses(host, port)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+        except OutboundBlocked as exc:
+            logger.warning("refused outbound connection to %s port %d: %s", host, port, exc)
+            raise
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            remaining = None if end is None else end - anyio.current_time()
+            if remaining is not None and remaining <= 0:
+                raise httpcore.ConnectTimeout(f"connecting to {host} timed out")
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=remaining,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectTimeout:
+                raise
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None  # addresses is never empty
+        raise _ConnectFailed(_describe_os_error(failure)) from failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Refused: outbound fetches only ever go over TCP."""
+        raise _ConnectFailed("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the inner backend (httpcore uses it between connect retries)."""
+        await self._inner.sleep(seconds)
+
+
+def _use_network_backend(
+    transport: httpx.AsyncHTTPTransport, pool: httpcore.AsyncConnectionPool
+) -> None:
+    """Make ``transport`` send through ``pool`` (which carries our network backend).
+
+    Private-attribute seam: httpx 0.28 builds its httpcore pool in ``__init__`` and offers no
+    ``network_backend=`` argument (https://github.com/encode/httpx/discussions/3180), so we
+    replace ``transport._pool``. Raise rather than silently leave connections unguarded if httpx
+    stops keeping its pool there; tests/net/test_http.py checks the seam end to end.
+    """
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        raise RuntimeError(
+            "httpx.AsyncHTTPTransport no longer keeps its pool in '_pool'; "
+            "maxgate.net.http cannot install the outbound URL guard"
+        )
+    transport._pool = pool
+
+
+def outbound_client(
+    guard: UrlGuard,
+    *,
+    timeout: float = 30.0,
+    max_redirects: int = 5,
+    user_agent: str = "maxgate",
+    ssl_context: ssl.SSLContext | None = None,
+    resolver: Resolver | None = None,
+) -> httpx.AsyncClient:
+    """Build the httpx client for every outbound request maxgate makes on a user's behalf.
+
+    Every TCP connection it opens, redirects included, is resolved and checked by ``guard``
+    at connect time; every request (each redirect hop too) must be ``http`` or ``https``.
+    Redirects are followed up to ``max_redirects``; ``timeout`` seconds apply to connecting
+    and to each read and write. Proxy and certificate settings from the environment are
+    ignored; pass ``ssl_context`` to trust other CAs. ``resolver`` replaces the system DNS
+    (tests). Besides httpx's own errors the client raises ``OutboundBlocked``. The caller
+    owns the client and must close it (``async with`` or ``aclose()``).
+    """
+    context = ssl_context if ssl_context is not None else httpx.create_ssl_context(trust_env=False)
+    backend = GuardedNetworkBackend(guard, resolver=resolver or resolve_host)
+    transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=_LIMITS)
+    pool = httpcore.AsyncConnectionPool(
+        ssl_context=context,
+        max_connections=_LIMITS.max_connections,
+        max_keepalive_connections=_LIMITS.max_keepalive_connections,
+        keepalive_expiry=_LIMITS.keepalive_expiry,
+        network_backend=backend,
+    )
+    _use_network_backend(transport, pool)
+
+    async def check_request(request: httpx.Request) -> None:
+        guard.check_url(request.url)
+
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=True,
+        max_redirects=max_redirects,
+        timeout=httpx.Timeout(timeout),
+        trust_env=False,
+        headers={"User-Agent": user_agent},
+        event_hooks={"request": [check_request]},
+    )
+
+
+@dataclass(frozen=True)
+class FetchedHead:
+    """What is known about a fetched body before reading it.
+
+    ``url`` is the final URL after redirects, without user and password. ``content_type`` is
+    the media type, lower-cased, without parameters. ``content_length`` is the announced body
+    size (``None`` when absent or when the body is content-encoded). ``filename`` comes from
+    ``Content-Disposition`` (``filename*`` preferred, RFC 6266), else from the URL's last path
+    segment, reduced to a bare name; it is for display only, never a storage path.
+    """
+
+    url: str
+    content_type: str | None
+    content_length: int | None
+    filename: str | None
+
+
+def _clean_filename(name: str) -> str | None:
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return None if name in ("", ".", "..") else name
+
+
+def _disposition_filename(value: str) -> str | None:
+    message = email.message.Message()
+    message["content-disposition"] = value
+    plain: str | None = None
+    for name, param in message.get_params(header="content-disposition", failobj=[])[1:]:
+        if name.lower() != "filename":
+            continue
+        if isinstance(param, tuple):  # filename*=charset'lang'pct-encoded, preferred (RFC 6266)
+            return _clean_filename(email.utils.collapse_rfc2231_value(param))
+        if plain is None:
+            plain = param
+    if plain is None:
+        return None
+    with contextlib.suppress(UnicodeError):
+        # httpx decodes headers as latin-1; many servers send raw UTF-8 names.
+        plain = plain.encode("latin-1").decode("utf-8")
+    return _clean_filename(plain)
+
+
+def _head(response: httpx.Response) -> FetchedHead:
+    url = response.url.copy_with(username=None, password=None)
+    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    length: int | None = None
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "identity":
+        with contextlib.suppress(ValueError):
+            length = int(response.headers.get("content-length", ""))
+        if length is not None and length < 0:
+            length = None
+    disposition = response.headers.get("content-disposition")
+    filename = _disposition_filename(disposition) if disposition else None
+    if filename is None:
+        filename = _clean_filename(posixpath.basename(url.path))
+    return FetchedHead(
+        url=str(url), content_type=media or None, content_length=length, filename=filename
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "timed out" if value is None else f"timed out after {value:g} s"
+
+
+def _translate(exc: httpx.HTTPError, client: httpx.AsyncClient) -> OutboundError:
+    """Turn an httpx error into a short sentence for the user."""
+    timeouts = client.timeout
+    if isinstance(exc, httpx.ConnectTimeout):
+        return OutboundError(_seconds(timeouts.connect))
+    if isinstance(exc, httpx.ReadTimeout):
+        return OutboundError(_seconds(timeouts.read))
+    if isinstance(exc, httpx.WriteTimeout):
+        return OutboundError(_seconds(timeouts.write))
+    if isinstance(exc, httpx.PoolTimeout):
+        return OutboundError(_seconds(timeouts.pool))
+    if isinstance(exc, httpx.TimeoutException):
+        return OutboundError("timed out")
+    if isinstance(exc, httpx.TooManyRedirects):
+        return OutboundError(f"too many redirects (more than {client.max_redirects})")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return OutboundBlocked("only http and https URLs are allowed")
+    if isinstance(exc, httpx.ConnectError):
+        for cause in _causes(exc):
+            if isinstance(cause, _ConnectFailed):
+                return OutboundError(str(cause))
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return OutboundError("the server's TLS certificate could not be verified")
+            if isinstance(cause, ssl.SSLError):
+                return OutboundError("the TLS handshake with the server failed")
+        return OutboundError(_describe_os_error(exc))
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return OutboundError("the server sent an invalid HTTP response")
+    if isinstance(exc, httpx.ReadError):
+        return OutboundError("the connection broke while reading the answer")
+    if isinstance(exc, httpx.WriteError):
+        return OutboundError("the connection broke while sending the request")
+    if isinstance(exc, httpx.DecodingError):
+        return OutboundError("the server sent a body that could not be decoded")
+    if isinstance(exc, httpx.InvalidURL):
+        return OutboundError("the URL is malformed")
+    return OutboundError("the request failed")
+
+
+class _Deadline:
+    """An overall time budget, spent across several awaits."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._end = None if seconds is None else anyio.current_time() + seconds
+
+    def remaining(self) -> float | None:
+        return None if self._end is None else max(self._end - anyio.current_time(), 0.0)
+
+    def expired(self) -> OutboundError:
+        return OutboundError(_seconds(self.seconds))
+
+
+async def _body(
+    response: httpx.Response, *, limit: int, deadline: _Deadline, client: httpx.AsyncClient
+) -> AsyncGenerator[bytes, None]:
+    chunks = response.aiter_bytes()
+    received = 0
+    try:
+        while True:
+            try:
+                with anyio.fail_after(deadline.remaining()):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except httpx.HTTPError as exc:
+                raise _translate(exc, client) from exc
+            except TimeoutError as exc:
+                raise deadline.expired() from exc
+            received += len(chunk)
+            if received > limit:
+                raise SizeLimitExceeded(received, limit)
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+@contextlib.asynccontextmanager
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    limit: int,
+    guard: UrlGuard,
+    deadline: float | None = None,
+) -> AsyncIterator[tuple[FetchedHead, AsyncIterator[bytes]]]:
+    """GET ``url`` with ``client`` (from ``outbound_client``) and stream the body.
+
+    Yields the response head and an iterator over the body's bytes; the response is closed on
+    exit. ``guard`` checks the URL up front (the client checks every connection again). A body
+    larger than ``limit`` bytes raises ``SizeLimitExceeded``, early when ``Content-Length``
+    announces it, otherwise while streaming, before the chunk that crosses the limit is
+    yielded. Each connect, read and write is bounded by the client's timeout and, with
+    ``deadline`` (seconds), the whole fetch too. Raises ``OutboundBlocked`` for a refused
+    target and ``OutboundError`` (``"server answered 404"``, ``"connection refused"``,
+    ``"timed out after 30 s"`` …) for any other failure; messages never contain credentials.
+    User and password in the URL are sent as basic auth.
+    """
+    target = guard.check_url(url)
+    auth: httpx.BasicAuth | None = None
+    if target.userinfo:
+        # As httpx would, but keeping credentials out of request.url and so out of its logs.
+        auth = httpx.BasicAuth(target.username, target.password)
+        target = target.copy_with(username=None, password=None)
+    budget = _Deadline(deadline)
+    # Ask for the bytes as stored: the limit then applies to what is sent, Content-Length
+    # is the real size, and there is no decompression bomb to inflate.
+    request = client.build_request("GET", target, headers={"Accept-Encoding": "identity"})
+    try:
+        with anyio.fail_after(budget.remaining()):
+            response = await client.send(request, auth=auth, stream=True)
+    except httpx.HTTPError as exc:
+        raise _translate(exc, client) from exc
+    except TimeoutError as exc:
+        raise budget.expired() from exc
+    body: AsyncGenerator[bytes, None] | None = None
+    try:
+        if not response.is_success:
+            raise OutboundError(f"server answered {response.status_code}")
+        head = _head(response)
+        if head.content_length is not None and head.content_length > limit:
+            raise SizeLimitExceeded(head.content_length, limit)
+        body = _body(response, limit=limit, deadline=budget, client=client)
+        yield head, body
+    finally:
+        if body is not None:
+            await body.aclose()
+        await response.aclose()

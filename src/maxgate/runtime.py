@@ -1,0 +1,113 @@
+"""The runtime: every part of a running gateway, built from one Settings object.
+
+The HTTP app and the CLI both build a Runtime; the CLI uses it without the background workers
+(it works on the same database and storage while a server runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+
+from maxgate.blobs import BlobStore
+from maxgate.domain.files import Files
+from maxgate.domain.instances import Instances
+from maxgate.domain.journal import Journal
+from maxgate.domain.links import LinkSigner
+from maxgate.domain.outbox import Outbox
+from maxgate.errors import MaxgateError
+from maxgate.net.http import outbound_client
+from maxgate.net.urlguard import UrlGuard
+from maxgate.settings import Settings
+from maxgate.store.database import Database
+from maxgate.upstream.sandbox import Sandbox
+
+log = logging.getLogger(__name__)
+
+TEMP_BLOB_AGE = 6 * 3600.0
+
+
+class Runtime:
+    """The parts of a gateway: store, blobs, upstream, domain services and workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.resolved_database_url)
+        self.blobs = BlobStore(settings.resolved_blob_url)
+        self.instances = Instances(self.db)
+        self.sandbox = Sandbox(
+            self.db,
+            BlobStore(settings.sandbox_blob_url),
+            self.instances,
+            retention=settings.sandbox_retention,
+        )
+        self.upstream = self.sandbox
+        self.files = Files(
+            self.db,
+            self.blobs,
+            self.upstream,
+            retention=settings.file_retention,
+            max_size=settings.max_file_size,
+            fetch_timeout=settings.outbound_timeout,
+        )
+        self.journal = Journal(self.db, self.files)
+        self.outbox = Outbox(self.db, self.instances, self.journal, self.files, self.upstream)
+        self.journal.on_outbox = self.outbox.notify
+        self.signer = LinkSigner(settings.link_key.reveal(), settings.base_url)
+        self.guard = UrlGuard(settings.outbound_allow)
+        self._http: httpx.AsyncClient | None = None
+        self._mirror_wake = asyncio.Event()
+        self.journal.on_remote_file = self._mirror_wake.set
+        self._workers: list[asyncio.Task[None]] = []
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The guarded outbound HTTP client (sendFileByUrl, webhooks), made on first use."""
+        if self._http is None:
+            self._http = outbound_client(self.guard, timeout=self.settings.outbound_timeout)
+        return self._http
+
+    async def open(self) -> None:
+        """Migrate the schema and start the upstream (no background workers)."""
+        await self.db.migrate()
+        await self.upstream.start(self.journal)
+
+    async def start_workers(self) -> None:
+        """Start the background workers: sending, mirroring, temp-blob sweeping."""
+        await self.outbox.recover()
+        self._workers = [
+            asyncio.create_task(self.outbox.run(), name="maxgate-outbox"),
+            asyncio.create_task(self._mirror_loop(), name="maxgate-mirror"),
+        ]
+
+    async def _mirror_loop(self) -> None:
+        next_sweep = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            self._mirror_wake.clear()
+            try:
+                while await self.files.mirror_pending() > 0:
+                    pass
+                if loop.time() >= next_sweep:
+                    await self.blobs.sweep_temp(older_than_seconds=TEMP_BLOB_AGE)
+                    next_sweep = loop.time() + 3600
+            except MaxgateError:
+                log.exception("mirroring failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._mirror_wake.wait(), timeout=5.0)
+
+    async def close(self) -> None:
+        """Stop workers and release every connection."""
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.outbox.close()
+        await self.upstream.stop()
+        if self._http is not None:
+            await self._http.aclose()
+        await self.db.close()

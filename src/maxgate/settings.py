@@ -1,0 +1,399 @@
+"""Every setting of maxgate, declared once.
+
+Each entry of ``SETTINGS`` names a setting, its type, default, help text and environment variable.
+The CLI flags, ``maxgate serve --help``, the configuration docs and validation are all derived
+from this table. The environment and config files are read only at the edge (``load_settings``);
+the application itself takes a ``Settings`` object.
+
+Precedence, highest first: command-line flag, environment variable ``MAXGATE_*``, the TOML file
+given with ``--config``, the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from maxgate.errors import ConfigError
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_FILE_SIZE_CAP = 4 * 1024**3  # MAX's own limit for files
+
+
+def parse_size(value: str | int) -> int:
+    """Parse ``100MB``, ``512kb``, ``4GB`` or a plain number of bytes."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?b?)\s*", value.lower())
+    if not match:
+        raise ValueError(f"expected a size such as 100MB, got {value!r}")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Parse ``15d``, ``12h``, ``30m``, ``45s`` or a plain number of seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
+    if not match:
+        raise ValueError(f"expected a duration such as 15d, 12h or 30s, got {value!r}")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_bool(value: str | bool) -> bool:
+    """Parse ``true``/``false``, ``yes``/``no``, ``1``/``0``, ``on``/``off``."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _parse_int(value: str | int) -> int:
+    return value if isinstance(value, int) else int(str(value).strip())
+
+
+def _parse_str(value: Any) -> str:
+    return str(value)
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an error."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value itself; call only where it is used, never to print it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: its name, how to parse it, its default and its help text."""
+
+    name: str
+    kind: str  # str, int, bool, size, duration, secret, cidrs, choice
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets it."""
+        return "MAXGATE_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag that sets it."""
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw: Any) -> Any:
+        """Turn a raw value (a string from env/CLI, or a TOML value) into the typed value."""
+        parser: Callable[[Any], Any] = _PARSERS[self.kind]
+        try:
+            value = parser(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {self.name} ({self.env}): {exc}") from exc
+        if self.choices and value not in self.choices:
+            raise ConfigError(
+                f"setting {self.name} ({self.env}): expected one of "
+                f"{', '.join(self.choices)}, got {value!r}"
+            )
+        return value
+
+    def show_default(self) -> str:
+        """The default as the docs and --help print it."""
+        if self.kind == "secret":
+            return "(generated, kept in the data dir)" if self.name == "link_key" else "(none)"
+        if self.default in ("", ()):
+            return "(empty)"
+        return str(self.default)
+
+
+def _parse_cidrs(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if isinstance(value, tuple):
+        return value
+    items = value if isinstance(value, list) else str(value).split(",")
+    networks = []
+    for item in items:
+        text = str(item).strip()
+        if text:
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not a CIDR such as 127.0.0.0/8") from exc
+    return tuple(networks)
+
+
+def _parse_secret(value: Any) -> Secret:
+    return value if isinstance(value, Secret) else Secret(str(value))
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "str": _parse_str,
+    "choice": _parse_str,
+    "int": _parse_int,
+    "bool": parse_bool,
+    "size": parse_size,
+    "duration": parse_duration,
+    "secret": _parse_secret,
+    "cidrs": _parse_cidrs,
+}
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "str", "127.0.0.1", "Address to listen on."),
+    Setting("port", "int", 7880, "TCP port to listen on."),
+    Setting(
+        "public_url",
+        "str",
+        "",
+        "Base URL clients use to reach this server (e.g. https://max.example.com behind a "
+        "reverse proxy). Builds apiUrl, mediaUrl and file links. Empty: http://HOST:PORT.",
+    ),
+    Setting("data_dir", "str", "maxgate-data", "Folder for the database, files and keys."),
+    Setting(
+        "database_url",
+        "str",
+        "",
+        "SQLAlchemy URL of the metadata store. Empty: a SQLite file in the data dir. "
+        "PostgreSQL: postgresql+asyncpg://user@host/db.",
+    ),
+    Setting(
+        "blob_url",
+        "str",
+        "",
+        "Where file bytes are stored: file:///path or s3://bucket/prefix?endpoint=…&region=…. "
+        "Empty: the folder 'blobs' in the data dir.",
+    ),
+    Setting("max_file_size", "size", 100 * 1024**2, "Largest file accepted (up to 4GB)."),
+    Setting("file_retention", "duration", 15 * 86400.0, "How long file bytes are kept."),
+    Setting(
+        "link_key",
+        "secret",
+        "",
+        "Key that signs file links. Empty: generated once and kept in the data dir.",
+    ),
+    Setting(
+        "partner_token",
+        "secret",
+        "",
+        "Token of the partner API (createInstance, getInstances, deleteInstanceAccount). "
+        "Empty: generated once and kept in the data dir.",
+    ),
+    Setting(
+        "upstream", "choice", "sandbox", "The messenger behind the gateway.", choices=("sandbox",)
+    ),
+    Setting(
+        "outbound_allow",
+        "cidrs",
+        (),
+        "Comma-separated CIDRs that sendFileByUrl and webhooks may reach although they are "
+        "loopback, private or link-local (e.g. 127.0.0.0/8).",
+    ),
+    Setting("outbound_timeout", "duration", 60.0, "Time limit of one outbound file fetch."),
+    Setting(
+        "sandbox_retention",
+        "duration",
+        0.0,
+        "How long the sandbox messenger keeps the files it carried. 0: forever.",
+    ),
+    Setting("max_json_body", "size", 1024**2, "Largest JSON request body."),
+    Setting("workers", "int", 1, "Server worker processes."),
+    Setting(
+        "log_level",
+        "choice",
+        "info",
+        "Log level.",
+        choices=("debug", "info", "warning", "error"),
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved settings the application runs with. Build it with ``load_settings``."""
+
+    host: str = "127.0.0.1"
+    port: int = 7880
+    public_url: str = ""
+    data_dir: str = "maxgate-data"
+    database_url: str = ""
+    blob_url: str = ""
+    max_file_size: int = 100 * 1024**2
+    file_retention: float = 15 * 86400.0
+    link_key: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    partner_token: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    upstream: str = "sandbox"
+    outbound_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    outbound_timeout: float = 60.0
+    sandbox_retention: float = 0.0
+    max_json_body: int = 1024**2
+    workers: int = 1
+    log_level: str = "info"
+
+    @property
+    def data_path(self) -> Path:
+        """The data dir as an absolute path."""
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        """Public base URL without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", ""):  # noqa: S104 - only a display value
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """What a client uses as GREEN-API's apiUrl."""
+        return self.base_url
+
+    @property
+    def media_url(self) -> str:
+        """What a client uses as GREEN-API's mediaUrl (the same server)."""
+        return self.base_url
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data dir."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_path / 'maxgate.db'}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        """The blob store URL, defaulting to the data dir's 'blobs' folder."""
+        return self.blob_url or (self.data_path / "blobs").as_uri()
+
+    @property
+    def sandbox_blob_url(self) -> str:
+        """Where the sandbox messenger keeps the bytes it carried (its own storage)."""
+        return (self.data_path / "sandbox").as_uri()
+
+    def to_environ(self) -> dict[str, str]:
+        """Serialize to MAXGATE_* variables, so worker processes rebuild the same Settings."""
+        out: dict[str, str] = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if isinstance(value, Secret):
+                text = value.reveal()
+            elif isinstance(value, tuple):
+                text = ",".join(str(v) for v in value)
+            else:
+                text = str(value)
+            out[setting.env] = text
+        return out
+
+
+def setting(name: str) -> Setting:
+    """Look up a setting by name; raises ConfigError naming the unknown one."""
+    try:
+        return _BY_NAME[name.replace("-", "_")]
+    except KeyError:
+        raise ConfigError(f"unknown setting {name!r}") from None
+
+
+def load_settings(
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+    generate_secrets: bool = True,
+) -> Settings:
+    """Resolve settings from the defaults, a TOML file, the environment and overrides.
+
+    Secrets left empty (link key, partner token) are generated once and kept in the data dir
+    (mode 0600), so links and the partner token survive restarts.
+    """
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    if config_file is not None:
+        values.update(_read_config(Path(config_file)))
+    env = os.environ if environ is None else environ
+    for s in SETTINGS:
+        if s.env in env:
+            values[s.name] = s.parse(env[s.env])
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[setting(name).name] = setting(name).parse(raw)
+    for s in SETTINGS:
+        values[s.name] = s.parse(values[s.name])
+    settings = Settings(**values)
+    if not 0 < settings.max_file_size <= MAX_FILE_SIZE_CAP:
+        raise ConfigError("setting max_file_size: expected a size between 1 byte and 4GB")
+    if settings.file_retention <= 0:
+        raise ConfigError("setting file_retention: expected a positive duration")
+    if generate_secrets:
+        settings = _with_generated_secrets(settings)
+    return settings
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    section = data.get("maxgate", data)
+    return {setting(str(k)).name: setting(str(k)).parse(v) for k, v in section.items()}
+
+
+def _with_generated_secrets(settings: Settings) -> Settings:
+    link_key, partner_token = settings.link_key, settings.partner_token
+    if not link_key:
+        link_key = Secret(_kept_secret(settings.data_path / "link-key"))
+    if not partner_token:
+        partner_token = Secret(_kept_secret(settings.data_path / "partner-token"))
+    return dataclasses.replace(settings, link_key=link_key, partner_token=partner_token)
+
+
+def _kept_secret(path: Path) -> str:
+    """Read a secret file, creating it with a fresh random value (mode 0600) if absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_hex(24)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(value + "\n")
+    return value

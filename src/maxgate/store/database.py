@@ -1,0 +1,139 @@
+"""The metadata store's connection: one async engine, read and write transactions, migrations.
+
+SQLite runs in WAL mode with a busy timeout; write transactions start with ``BEGIN IMMEDIATE``
+so two writers queue instead of failing half-way with "database is locked". Driver errors are
+translated into ``StoreError``/``StoreConflict`` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from maxgate.errors import StoreConflict, StoreError
+
+_MIGRATIONS = str(Path(__file__).with_name("migrations"))
+
+
+class Database:
+    """The metadata store: hands out read and write transactions over one engine."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(url, **_engine_options(self.dialect))
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+
+    def __repr__(self) -> str:
+        return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction (deferred: it never blocks writers)."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"metadata store read failed: {exc.__class__.__name__}") from exc
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed when the block ends without an exception."""
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(maxgate_immediate=True)
+                async with conn.begin():
+                    yield conn
+        except sa.exc.IntegrityError as exc:
+            raise StoreConflict(f"metadata store conflict: {exc.orig}") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"metadata store write failed: {exc.__class__.__name__}") from exc
+
+    async def migrate(self) -> None:
+        """Bring the schema up to the newest Alembic revision."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def check(self) -> None:
+        """A cheap round trip, for readiness checks and ``maxgate doctor``."""
+        async with self.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration of the package's migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    return config
+
+
+def _upgrade(sync_conn: sa.Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = sync_conn
+    command.upgrade(config, "head")
+
+
+def _engine_options(dialect: str) -> dict[str, Any]:
+    if dialect == "sqlite":
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout, foreign keys, and our own BEGIN so writes can be IMMEDIATE."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the "begin" hook emit BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get("maxgate_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def upsert(
+    dialect: str,
+    table: sa.Table,
+    values: dict[str, Any],
+    *,
+    keys: list[str],
+    update: list[str],
+) -> sa.Executable:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET update-columns, for SQLite and PostgreSQL."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_stmt = pg_insert(table).values(**values)
+        return pg_stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: pg_stmt.excluded[c] for c in update}
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    lite_stmt = sqlite_insert(table).values(**values)
+    return lite_stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: lite_stmt.excluded[c] for c in update}
+    )

@@ -1,0 +1,132 @@
+"""The metadata schema, as SQLAlchemy Core tables (one schema for SQLite and PostgreSQL).
+
+Times are Unix seconds (float). Changing a table means adding an Alembic migration in
+``maxgate/store/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# BIGINT primary keys do not autoincrement on SQLite; INTEGER does and is 64-bit there.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("chat_id", sa.String(20), nullable=False, unique=True),
+    sa.Column("phone", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, server_default="authorized"),
+    sa.Column("settings", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("deleted_at", sa.Float, nullable=True),
+)
+
+chats = sa.Table(
+    "chats",
+    metadata,
+    sa.Column("instance_id", sa.BigInteger, primary_key=True),
+    sa.Column("chat_id", sa.String(20), primary_key=True),
+    sa.Column("type", sa.String(10), nullable=False, server_default="user"),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("phone", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_at", sa.Float, nullable=False),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("instance_id", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # remote | stored | evicted
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("mime_type", sa.String(255), nullable=False),
+    sa.Column("upstream_ref", sa.Text, nullable=True),
+    sa.Column("thumbnail", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("stored_at", sa.Float, nullable=True),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_files_sha256", "sha256"),
+    sa.Index("ix_files_state_expires", "state", "expires_at"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("instance_id", sa.BigInteger, nullable=False),
+    sa.Column("chat_id", sa.String(20), nullable=False),
+    sa.Column("id_message", sa.String(64), nullable=False),
+    sa.Column("direction", sa.String(10), nullable=False),  # incoming | outgoing
+    sa.Column("type_message", sa.String(40), nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("sender_id", sa.String(20), nullable=False, server_default=""),
+    sa.Column("sender_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("caption", sa.Text, nullable=False, server_default=""),
+    sa.Column("file_id", sa.String(32), nullable=True),
+    sa.Column(
+        "status", sa.String(10), nullable=True
+    ),  # outgoing: pending|sent|delivered|read|failed
+    sa.Column("status_description", sa.Text, nullable=True),
+    sa.Column("send_by_api", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("quoted_id", sa.String(64), nullable=True),
+    sa.Column("upstream_id", sa.String(64), nullable=True),
+    sa.UniqueConstraint("instance_id", "chat_id", "id_message", name="uq_messages_chat_id_message"),
+    sa.Index("ix_messages_instance_time", "instance_id", "timestamp"),
+    sa.Index("ix_messages_chat_time", "instance_id", "chat_id", "timestamp"),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("instance_id", sa.BigInteger, nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # pending | sending | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_outbox_state_instance", "state", "instance_id", "id"),
+)
+
+sandbox_groups = sa.Table(
+    "sandbox_groups",
+    metadata,
+    sa.Column("chat_id", sa.String(20), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+sandbox_members = sa.Table(
+    "sandbox_members",
+    metadata,
+    sa.Column("chat_id", sa.String(20), primary_key=True),
+    sa.Column("instance_id", sa.BigInteger, primary_key=True),
+)
+
+sandbox_files = sa.Table(
+    "sandbox_files",
+    metadata,
+    sa.Column("ref", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,81 @@
+"""The upstream interface: what maxgate needs from a messenger (sandbox, MAX Bot API, …)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from maxgate.domain.records import FileRecord, Instance, Message
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InboundFile:
+    """A file the messenger holds: the reference to fetch its bytes, and what it is."""
+
+    ref: str
+    file_name: str
+    mime_type: str
+    size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message the messenger reports for an instance (from a contact, a group or itself)."""
+
+    instance_id: int
+    chat_id: str
+    chat_type: str  # user | group
+    chat_name: str
+    sender_id: str
+    sender_name: str
+    sender_phone: int
+    id_message: str
+    timestamp: int
+    type_message: str
+    text: str | None = None
+    caption: str = ""
+    file: InboundFile | None = None
+    quoted_id: str | None = None
+
+
+class InboundSink(Protocol):
+    """Where an upstream reports what happens (the journal implements it)."""
+
+    async def on_message(self, message: InboundMessage) -> None:
+        """A new incoming message for an instance."""
+
+    async def on_status(self, instance_id: int, chat_id: str, id_message: str, status: str) -> None:
+        """A status change (sent, delivered, read, failed) of an outgoing message."""
+
+
+class Upstream(Protocol):
+    """A messenger behind the gateway."""
+
+    kind: str
+
+    async def start(self, sink: InboundSink) -> None:
+        """Start receiving; events go to ``sink``."""
+
+    async def stop(self) -> None:
+        """Stop receiving and release connections."""
+
+    async def send(
+        self,
+        instance: Instance,
+        message: Message,
+        body: AsyncIterator[bytes] | None,
+    ) -> str:
+        """Hand an outgoing message (and its file's bytes, streamed) to the messenger.
+
+        Returns the messenger's id of the message. Raises ``UpstreamError``.
+        """
+        ...
+
+    def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
+        """Stream a file's bytes from the messenger; raises ``UpstreamFileGone`` if it is gone."""
+        ...
+
+    async def check_account(self, phone: int) -> str | None:
+        """The chatId of the account with that phone number, or None."""
+        ...

@@ -1,0 +1,392 @@
+"""The blob store against a local directory and a moto S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import obstore
+import pytest
+from conftest import StoreCase, s3_url
+
+from maxgate.blobs import BlobStore, StoredBlob, blob_key
+from maxgate.blobs import store as store_module
+from maxgate.errors import BlobError, BlobNotFound, ConfigError, SizeLimitExceeded
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MiB = 1024 * 1024
+
+
+async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def keys(case: StoreCase, prefix: str) -> list[str]:
+    """Every object under ``prefix`` as the backend lists it, plus (local) staging files."""
+    listed = [m["path"] for m in await obstore.list(case.raw, prefix).collect_async()]
+    if case.root is not None and (case.root / prefix).exists():
+        listed += [str(p.relative_to(case.root)) for p in (case.root / prefix).rglob("*")]
+        listed = [k for k in dict.fromkeys(listed) if not (case.root / k).is_dir()]
+    return sorted(listed)
+
+
+async def read(case: StoreCase, key: str, **kwargs: int) -> bytes:
+    return b"".join([chunk async for chunk in case.blobs.read(key, **kwargs)])
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+async def test_round_trip(case: StoreCase) -> None:
+    data = os.urandom(300_000)
+    blob = await case.blobs.write(chunks_of(data[:1000], data[1000:200_000], data[200_000:]))
+    sha = hashlib.sha256(data).hexdigest()
+    assert blob == StoredBlob(sha256=sha, size=len(data), key=f"blobs/{sha[:2]}/{sha[2:4]}/{sha}")
+    assert blob.key == blob_key(sha)
+    assert await case.blobs.read_all(blob.key) == data
+    assert await read(case, blob.key) == data
+    assert await case.blobs.exists(blob.key)
+    assert await case.blobs.size(blob.key) == len(data)
+    assert (await case.blobs.stat(blob.key)).size == len(data)
+    assert await keys(case, "blobs") == [blob.key]
+    assert await keys(case, "tmp") == []
+
+
+async def test_writer_counts_and_commits(case: StoreCase) -> None:
+    async with case.blobs.writer() as writer:
+        await writer.write(b"hello ")
+        await writer.write(b"")
+        await writer.write(b"world")
+        assert writer.size == 11
+        blob = await writer.commit()
+        assert await writer.commit() == blob  # idempotent
+    assert blob.sha256 == hashlib.sha256(b"hello world").hexdigest()
+    assert await case.blobs.read_all(blob.key) == b"hello world"
+    await writer.abort()  # after commit: no-op
+    assert await case.blobs.exists(blob.key)
+    with pytest.raises(BlobError):
+        await writer.write(b"more")
+
+
+async def test_empty_blob(case: StoreCase) -> None:
+    blob = await case.blobs.write(chunks_of())
+    assert blob == StoredBlob(EMPTY_SHA256, 0, blob_key(EMPTY_SHA256))
+    assert await case.blobs.read_all(blob.key) == b""
+    assert await read(case, blob.key) == b""
+    assert await read(case, blob.key, start=0, end=10) == b""
+    assert await case.blobs.size(blob.key) == 0
+
+
+async def test_dedup_returns_the_same_blob_and_drops_the_temp(case: StoreCase) -> None:
+    first = await case.blobs.write(chunks_of(b"same bytes"))
+    before = await case.blobs.stat(first.key)
+    second = await case.blobs.write(chunks_of(b"same ", b"bytes"))
+    assert second == first
+    assert (await case.blobs.stat(first.key)).last_modified == before.last_modified  # not rewritten
+    assert await keys(case, "blobs") == [first.key]
+    assert await keys(case, "tmp") == []
+
+
+async def test_concurrent_commits_of_the_same_content(case: StoreCase) -> None:
+    import asyncio
+
+    data = os.urandom(100_000)
+    blobs = await asyncio.gather(*(case.blobs.write(chunks_of(data)) for _ in range(6)))
+    assert len(set(blobs)) == 1
+    assert await case.blobs.read_all(blobs[0].key) == data
+    assert await keys(case, "blobs") == [blobs[0].key]
+    assert await keys(case, "tmp") == []
+
+
+async def test_size_limit_aborts_and_leaves_nothing(case: StoreCase) -> None:
+    writer = case.blobs.writer(limit=6 * MiB)
+    await writer.write(b"x" * (5 * MiB))
+    await writer.write(b"x" * (1 * MiB))  # exactly the limit is fine
+    with pytest.raises(SizeLimitExceeded) as raised:
+        await writer.write(b"x")
+    assert (raised.value.size, raised.value.limit) == (6 * MiB + 1, 6 * MiB)
+    assert await keys(case, "tmp") == []
+    assert await keys(case, "blobs") == []
+    with pytest.raises(BlobError):
+        await writer.commit()
+    with pytest.raises(SizeLimitExceeded):
+        await case.blobs.write(chunks_of(b"abc", b"def"), limit=5)
+    assert await keys(case, "tmp") == []
+    assert await keys(case, "blobs") == []
+
+
+async def test_abort_leaves_nothing(case: StoreCase) -> None:
+    writer = case.blobs.writer()
+    await writer.write(b"y" * (6 * MiB))  # past one part: data has reached the backend
+    await writer.abort()
+    await writer.abort()
+    assert await keys(case, "tmp") == []
+    assert await keys(case, "blobs") == []
+    with pytest.raises(BlobError):
+        await writer.commit()
+
+
+async def test_context_manager_aborts_without_commit(case: StoreCase) -> None:
+    with pytest.raises(RuntimeError):
+        async with case.blobs.writer() as writer:
+            await writer.write(b"doomed")
+            raise RuntimeError("client went away")
+    async with case.blobs.writer() as writer:
+        await writer.write(b"never committed")
+    assert await keys(case, "tmp") == []
+    assert await keys(case, "blobs") == []
+
+
+async def test_streaming_50_mib(case: StoreCase) -> None:
+    expected = hashlib.sha256()
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(50):
+            chunk = bytes([i]) * MiB
+            expected.update(chunk)
+            yield chunk
+
+    blob = await case.blobs.write(body())
+    assert (blob.sha256, blob.size) == (expected.hexdigest(), 50 * MiB)
+    got = hashlib.sha256()
+    async for chunk in case.blobs.read(blob.key, chunk_size=MiB):
+        got.update(chunk)
+    assert got.hexdigest() == blob.sha256
+
+
+async def test_large_s3_objects_are_restreamed_instead_of_copied(
+    s3: StoreCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_COPY_SIZE", 1)
+    data = os.urandom(7 * MiB)
+    blob = await s3.blobs.write(chunks_of(data[: 3 * MiB], data[3 * MiB :]))
+    assert await s3.blobs.read_all(blob.key) == data
+    assert await keys(s3, "tmp") == []
+
+
+# --- crashes and the sweeper --------------------------------------------------------------
+
+CRASH = """
+import asyncio, os
+from maxgate.blobs import BlobStore
+
+async def main():
+    writer = BlobStore({url!r}).writer()
+    await writer.write(b"z" * (6 * 1024 * 1024))
+    await writer.write(b"z")
+    os._exit(3)  # a crash: no commit, no abort, no cleanup
+
+asyncio.run(main())
+"""
+
+
+async def test_crash_leaves_nothing_under_blobs(case: StoreCase) -> None:
+    code = textwrap.dedent(CRASH.format(url=case.url))
+    crashed = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert crashed.returncode == 3, crashed.stderr
+    assert await keys(case, "blobs") == []
+    if case.root is not None:
+        assert len(await keys(case, "tmp")) == 1  # the in-progress upload's staging file
+        assert await case.blobs.sweep_temp(older_than_seconds=3600) == 0
+        assert await case.blobs.sweep_temp(older_than_seconds=0) == 1
+    # On S3 the crash leaves an incomplete multipart upload, which is no object (see caveat).
+    assert await keys(case, "tmp") == []
+
+
+async def test_sweep_temp_removes_only_old_temp_objects(case: StoreCase) -> None:
+    blob = await case.blobs.write(chunks_of(b"keep me"))
+    await obstore.put_async(case.raw, "tmp/0123456789abcdef0123456789abcdef", b"left over")
+    if case.root is not None:
+        old = time.time() - 7200
+        os.utime(case.root / "tmp/0123456789abcdef0123456789abcdef", (old, old))
+        await obstore.put_async(case.raw, "tmp/fresh", b"in progress")
+        assert await case.blobs.sweep_temp(older_than_seconds=3600) == 1
+        assert await keys(case, "tmp") == ["tmp/fresh"]
+    else:
+        assert await case.blobs.sweep_temp(older_than_seconds=3600) == 0
+    assert await case.blobs.sweep_temp(older_than_seconds=0) >= 1
+    assert await keys(case, "tmp") == []
+    assert await case.blobs.read_all(blob.key) == b"keep me"
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+async def test_range_reads(case: StoreCase) -> None:
+    data = bytes(range(256)) * 40
+    blob = await case.blobs.write(chunks_of(data))
+    for start, end in [(0, None), (0, 1), (5, 10), (100, None), (0, len(data)), (10, 10**9)]:
+        assert await read(case, blob.key, start=start, end=end) == data[start:end]
+    assert await read(case, blob.key, start=len(data) - 1) == data[-1:]
+    assert await read(case, blob.key, start=len(data)) == b""
+    assert await read(case, blob.key, start=len(data) + 5, end=len(data) + 9) == b""
+    assert await read(case, blob.key, start=7, end=7) == b""
+    chunks = [c async for c in case.blobs.read(blob.key, chunk_size=1000)]
+    assert b"".join(chunks) == data
+    assert len(chunks) > 1
+    with pytest.raises(ValueError, match="range"):
+        await read(case, blob.key, start=10, end=5)
+    with pytest.raises(ValueError, match="range"):
+        await read(case, blob.key, start=-1)
+
+
+async def test_missing_blob(case: StoreCase) -> None:
+    key = blob_key("0" * 64)
+    with pytest.raises(BlobNotFound):
+        await read(case, key)
+    with pytest.raises(BlobNotFound):
+        await read(case, key, start=3, end=9)
+    with pytest.raises(BlobNotFound):
+        await read(case, key, start=3, end=3)
+    with pytest.raises(BlobNotFound):
+        await case.blobs.read_all(key)
+    with pytest.raises(BlobNotFound):
+        await case.blobs.size(key)
+    assert not await case.blobs.exists(key)
+    await case.blobs.delete(key)  # missing is not an error
+
+
+async def test_delete(case: StoreCase) -> None:
+    blob = await case.blobs.write(chunks_of(b"short-lived"))
+    await case.blobs.delete(blob.key)
+    assert not await case.blobs.exists(blob.key)
+    assert await case.blobs.write(chunks_of(b"short-lived")) == blob  # stored again
+    assert await case.blobs.read_all(blob.key) == b"short-lived"
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "blobs/../../x", "a//b", "a\\b", ""])
+async def test_malformed_keys_are_refused(local: StoreCase, key: str) -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        local.blobs.local_path(key)
+    with pytest.raises(ValueError, match="malformed"):
+        await local.blobs.exists(key)
+
+
+# --- local specifics -----------------------------------------------------------------------
+
+
+async def test_local_path(local: StoreCase) -> None:
+    assert local.root is not None and local.root.is_dir()  # created by the constructor
+    blob = await local.blobs.write(chunks_of(b"sendfile me"))
+    path = local.blobs.local_path(blob.key)
+    assert path == local.root / "blobs" / blob.sha256[:2] / blob.sha256[2:4] / blob.sha256
+    assert path.read_bytes() == b"sendfile me"
+
+
+async def test_local_path_never_escapes_the_root(local: StoreCase, tmp_path: object) -> None:
+    assert local.root is not None
+    outside = local.root.parent / "outside"
+    outside.mkdir()
+    (local.root / "blobs").mkdir(parents=True)
+    (local.root / "blobs" / "evil").symlink_to(outside)
+    with pytest.raises(ValueError, match="outside"):
+        local.blobs.local_path("blobs/evil/x")
+
+
+async def test_local_store_without_fsync(tmp_path: object) -> None:
+    blobs = BlobStore(f"file://{tmp_path}/nofsync?fsync=false")
+    blob = await blobs.write(chunks_of(b"fast"))
+    assert await blobs.read_all(blob.key) == b"fast"
+
+
+async def test_local_presigned_url_is_none(local: StoreCase) -> None:
+    blob = await local.blobs.write(chunks_of(b"x"))
+    assert await local.blobs.presigned_url(blob.key, expires_in=60) is None
+
+
+async def test_check(case: StoreCase) -> None:
+    await case.blobs.check()
+
+
+# --- S3 specifics --------------------------------------------------------------------------
+
+
+@pytest.mark.s3
+async def test_presigned_url(s3: StoreCase) -> None:
+    data = os.urandom(70_000)
+    blob = await s3.blobs.write(chunks_of(data))
+    assert s3.blobs.local_path(blob.key) is None
+    url = await s3.blobs.presigned_url(blob.key, expires_in=120)
+    assert url is not None and "X-Amz-Signature=" in url
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url)
+        assert response.status_code == 200
+        assert response.content == data
+        ranged = await client.get(url, headers={"Range": "bytes=10-19"})
+        assert ranged.status_code == 206 and ranged.content == data[10:20]
+    # obstore cannot sign response-content-disposition/-type: the caller must stream instead.
+    assert await s3.blobs.presigned_url(blob.key, expires_in=60, filename="a.txt") is None
+    assert await s3.blobs.presigned_url(blob.key, expires_in=60, content_type="text/plain") is None
+    with pytest.raises(ValueError, match="expires_in"):
+        await s3.blobs.presigned_url(blob.key, expires_in=0)
+
+
+@pytest.mark.s3
+async def test_s3_bucket_root_without_prefix(s3_endpoint: str) -> None:
+    blobs = BlobStore(s3_url(s3_endpoint, ""))
+    blob = await blobs.write(chunks_of(b"at the root"))
+    assert await blobs.read_all(blob.key) == b"at the root"
+    await blobs.delete(blob.key)
+
+
+@pytest.mark.s3
+async def test_check_fails_for_a_missing_bucket(s3_endpoint: str) -> None:
+    blobs = BlobStore(s3_url(s3_endpoint, "p", bucket="no-such-bucket"))
+    with pytest.raises(BlobError, match="checking"):
+        await blobs.check()
+
+
+@pytest.mark.s3
+async def test_credentials_from_the_environment(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    blobs = BlobStore(f"s3://maxgate-test/env?endpoint={s3_endpoint}&allow_http=true")
+    blob = await blobs.write(chunks_of(b"env"))
+    assert await blobs.read_all(blob.key) == b"env"
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def test_repr_hides_secrets() -> None:
+    blobs = BlobStore(
+        "s3://bucket/prefix?endpoint=http://127.0.0.1:9&allow_http=true"
+        "&access_key_id=AKIAEXAMPLEKEY&secret_access_key=s3cr3t-value&session_token=tok3n"
+    )
+    shown = repr(blobs)
+    assert "s3://bucket/prefix" in shown and "endpoint=http://127.0.0.1:9" in shown
+    for secret in ("AKIAEXAMPLEKEY", "s3cr3t-value", "tok3n"):
+        assert secret not in shown
+    assert blobs.local_path(blob_key("a" * 64)) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/blobs",
+        "file://relative/path",
+        "file:///abs?unknown=1",
+        "file:///abs?fsync=maybe",
+        "s3:///prefix-without-bucket",
+        "s3://bucket?endpoint=http://x&color=blue",
+        "s3://bucket?allow_http=perhaps",
+    ],
+)
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(ConfigError):
+        BlobStore(url)
+
+
+def test_blob_key_validates_the_hash() -> None:
+    assert blob_key("ab" * 32) == f"blobs/ab/ab/{'ab' * 32}"
+    with pytest.raises(ValueError, match="sha256"):
+        blob_key("../" + "a" * 61)

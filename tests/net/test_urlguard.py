@@ -1,0 +1,266 @@
+"""The outbound URL guard on its own: address classes, allow-list, URL syntax and scheme.
+
+No sockets here: these are pure checks (public addresses are judged, never connected to).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import httpx
+import pytest
+
+from maxgate.errors import ConfigError, OutboundBlocked, OutboundError
+from maxgate.net.urlguard import UrlGuard, parse_allow_list
+
+BLOCKED = [
+    # IPv4
+    ("127.0.0.1", "loopback"),
+    ("127.255.255.254", "loopback"),
+    ("10.0.0.1", "private"),
+    ("172.16.5.4", "private"),
+    ("172.31.255.255", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.1.1", "link-local"),
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("0.0.0.0", "unspecified"),
+    ("0.1.2.3", "unspecified"),
+    ("255.255.255.255", "broadcast"),
+    ("240.0.0.1", "reserved"),
+    ("192.0.2.1", "reserved"),
+    ("198.18.0.1", "reserved"),
+    ("100.64.0.1", "shared address space"),
+    ("100.127.255.254", "shared address space"),
+    # cloud metadata
+    ("169.254.169.254", "cloud metadata"),
+    ("169.254.170.2", "cloud metadata"),
+    ("100.100.100.200", "cloud metadata"),
+    ("168.63.129.16", "cloud metadata"),
+    ("fd00:ec2::254", "cloud metadata"),
+    # IPv6
+    ("::1", "loopback"),
+    ("::", "unspecified"),
+    ("fc00::1", "private"),
+    ("fd12:3456:789a::1", "private"),
+    ("fe80::1", "link-local"),
+    ("fe80::1%eth0", "link-local"),
+    ("ff02::1", "multicast"),
+    ("ff05::2", "multicast"),
+    ("2001:db8::1", "reserved"),
+    ("100::1", "reserved"),
+    ("::8.8.8.8", "reserved"),  # deprecated IPv4-compatible form
+    # IPv4 wrapped in IPv6: the embedded address decides
+    ("::ffff:127.0.0.1", "loopback"),
+    ("::ffff:7f00:1", "loopback"),
+    ("::ffff:10.1.2.3", "private"),
+    ("::ffff:169.254.169.254", "cloud metadata"),
+    ("64:ff9b::127.0.0.1", "loopback"),  # NAT64
+    ("64:ff9b::a9fe:a9fe", "cloud metadata"),  # NAT64 of 169.254.169.254
+    ("64:ff9b:1::1", "private"),  # local-use NAT64
+    ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+    ("2002:c0a8:101::1", "private"),  # 6to4 of 192.168.1.1
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1
+]
+
+PUBLIC = [
+    "93.184.216.34",
+    "8.8.8.8",
+    "1.1.1.1",
+    "100.63.255.255",  # just below CGNAT
+    "100.128.0.0",  # just above CGNAT
+    "172.32.0.1",  # just above 172.16/12
+    "2606:4700::1",
+    "2a00:1450:4001:80b::200e",
+    "::ffff:93.184.216.34",
+    "64:ff9b::5db8:d822",  # NAT64 of 93.184.216.34
+    "2002:5db8:d822::1",  # 6to4 of 93.184.216.34
+]
+
+
+@pytest.mark.parametrize(("address", "reason"), BLOCKED)
+def test_blocked_classes(address: str, reason: str) -> None:
+    guard = UrlGuard()
+    assert guard.blocked_reason(address) == reason
+    with pytest.raises(OutboundBlocked, match=rf"^address .* is not allowed \({reason}\)$"):
+        guard.check_address(address)
+    with pytest.raises(OutboundBlocked):
+        guard.check_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_pass(address: str) -> None:
+    guard = UrlGuard()
+    assert guard.blocked_reason(address) is None
+    guard.check_address(address)
+    guard.check_address(ipaddress.ip_address(address))
+
+
+def test_message_names_the_address() -> None:
+    with pytest.raises(OutboundBlocked) as info:
+        UrlGuard().check_address("10.0.0.1")
+    assert str(info.value) == "address 10.0.0.1 is not allowed (private)"
+
+
+def test_not_an_address_is_refused() -> None:
+    with pytest.raises(OutboundBlocked, match="not an IP address"):
+        UrlGuard().check_address("example.com")
+
+
+@pytest.mark.parametrize(
+    ("allow", "address"),
+    [
+        ("127.0.0.0/8", "127.0.0.1"),
+        ("127.0.0.0/8", "127.9.9.9"),
+        ("127.0.0.0/8", "::ffff:127.0.0.1"),  # the mapped form of an allowed address
+        ("10.0.0.0/8, 192.168.0.0/16", "192.168.7.7"),
+        ("::1", "::1"),
+        ("fd00::/8", "fd12::1"),
+        ("169.254.169.254/32", "169.254.169.254"),  # metadata, named exactly
+        ("fd00:ec2::254/128", "fd00:ec2::254"),
+    ],
+)
+def test_allow_list_opens_addresses(allow: str, address: str) -> None:
+    guard = UrlGuard(parse_allow_list(allow))
+    assert guard.blocked_reason(address) is None
+    guard.check_address(address)
+
+
+@pytest.mark.parametrize(
+    ("allow", "address"),
+    [
+        ("127.0.0.1/32", "127.0.0.2"),
+        ("127.0.0.0/8", "::1"),  # an IPv4 entry does not open IPv6 loopback
+        ("::1/128", "127.0.0.1"),
+        ("10.0.0.0/8", "192.168.1.1"),
+        # metadata stays closed to broad entries
+        ("169.254.0.0/16", "169.254.169.254"),
+        ("0.0.0.0/0", "169.254.169.254"),
+        ("100.64.0.0/10", "100.100.100.200"),
+        ("fd00::/8", "fd00:ec2::254"),
+        ("::/0", "::ffff:169.254.169.254"),
+    ],
+)
+def test_allow_list_is_exact(allow: str, address: str) -> None:
+    guard = UrlGuard(parse_allow_list(allow))
+    with pytest.raises(OutboundBlocked):
+        guard.check_address(address)
+
+
+def test_allow_everything_but_metadata() -> None:
+    guard = UrlGuard(parse_allow_list("0.0.0.0/0, ::/0"))
+    guard.check_address("127.0.0.1")
+    guard.check_address("10.0.0.1")
+    guard.check_address("fe80::1")
+    with pytest.raises(OutboundBlocked, match="cloud metadata"):
+        guard.check_address("169.254.169.254")
+
+
+def test_parse_allow_list() -> None:
+    assert parse_allow_list("") == ()
+    assert parse_allow_list(" , ,") == ()
+    assert parse_allow_list("10.0.0.0/8, fd00::/8 ,127.0.0.1") == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("fd00::/8"),
+        ipaddress.ip_network("127.0.0.1/32"),
+    )
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "not-a-cidr", "10.0.0.1/8", "fd00::/129"])
+def test_parse_allow_list_names_the_bad_entry(bad: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(repr(bad))):
+        parse_allow_list(f"127.0.0.0/8, {bad}")
+
+
+def test_check_resolved_needs_every_address_to_pass() -> None:
+    guard = UrlGuard(parse_allow_list("127.0.0.1/32"))
+    guard.check_resolved("ok.test", [ipaddress.ip_address("127.0.0.1")])
+    mixed = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    with pytest.raises(OutboundBlocked) as info:
+        guard.check_resolved("mixed.test", mixed)
+    # names the host and the reason, not the internal address
+    assert str(info.value) == "host mixed.test resolves to a blocked address (loopback)"
+
+
+def test_check_url_returns_parsed_url() -> None:
+    url = UrlGuard().check_url("https://example.com/a/b.png?x=1")
+    assert isinstance(url, httpx.URL)
+    assert url.host == "example.com"
+    assert url.path == "/a/b.png"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/file",
+        "file:///etc/passwd",
+        "gopher://example.com:70/_stats",
+        "ws://example.com/",
+        "dict://example.com:11211/stat",
+    ],
+)
+def test_check_url_refuses_other_schemes(url: str) -> None:
+    with pytest.raises(OutboundBlocked, match="only http and https"):
+        UrlGuard().check_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "must be absolute"),
+        ("/relative/path", "must be absolute"),
+        ("http:///no-host", "has no host"),
+        ("http://exa\x00mple.com/", "malformed"),
+        ("http://example.com:99999/", "port 99999 is out of range"),
+        ("http://example.com:0/", "port 0 is out of range"),
+        ("http://example.com:abc/", "malformed"),
+    ],
+)
+def test_check_url_malformed(url: str, message: str) -> None:
+    with pytest.raises(OutboundError, match=message) as info:
+        UrlGuard().check_url(url)
+    assert not isinstance(info.value, OutboundBlocked)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://10.0.0.1:8080/x",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://169.254.169.254/latest/meta-data/",
+        "https://[fd00:ec2::254]/",
+    ],
+)
+def test_check_url_refuses_literal_addresses(url: str) -> None:
+    with pytest.raises(OutboundBlocked, match="is not allowed"):
+        UrlGuard().check_url(url)
+
+
+def test_check_url_leaves_names_to_connect_time() -> None:
+    # Names are resolved and checked for every connection, not here.
+    UrlGuard().check_url("http://localhost:8080/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://alice:s3cret@example.com/file",
+        "http://alice:s3cret@10.0.0.1/",
+        "alice:s3cret@example.com/file",
+        "gopher://alice:s3cret@127.0.0.1/",
+    ],
+)
+def test_credentials_never_echoed(url: str) -> None:
+    with pytest.raises(OutboundError) as info:
+        UrlGuard().check_url(url)
+    assert "s3cret" not in str(info.value)
+    assert "alice" not in str(info.value)
+
+
+def test_repr_lists_allowed_networks() -> None:
+    guard = UrlGuard(parse_allow_list("127.0.0.0/8"))
+    assert repr(guard) == "UrlGuard(allow=['127.0.0.0/8'])"
+    assert guard.allow == (ipaddress.ip_network("127.0.0.0/8"),)
