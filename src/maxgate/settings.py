@@ -397,3 +397,15 @@ def _kept_secret(path: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(value + "\n")
     return value
+
+
+def settings_markdown() -> str:
+    """The configuration reference table, as docs/configuration.md embeds it."""
+    rows = [
+        "| setting | flag | environment | default | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        help_text = s.help.replace("|", "\\|")
+        rows.append(f"| `{s.name}` | `{s.flag}` | `{s.env}` | {s.show_default()} | {help_text} |")
+    return "\n".join(rows) + "\n"

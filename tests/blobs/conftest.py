@@ -6,13 +6,15 @@ The moto server is started once per session with ``scripts/moto`` on a free port
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from obstore.store import LocalStore, S3Store
@@ -33,6 +35,15 @@ class StoreCase:
     blobs: BlobStore
     raw: LocalStore | S3Store
     root: pathlib.Path | None = None
+    endpoint: str | None = None
+    prefix: str | None = None
+
+    def pending_uploads(self) -> int:
+        """Incomplete S3 multipart uploads under this store's prefix (hidden, not objects)."""
+        if self.endpoint is None:
+            return 0
+        answer = _s3_client(self.endpoint).list_multipart_uploads(Bucket=BUCKET, Prefix=self.prefix)
+        return len(answer.get("Uploads", []))
 
 
 def _free_port() -> int:
@@ -47,9 +58,9 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The endpoint of a moto S3 server with the test bucket."""
     endpoint = os.environ.get("MAXGATE_TEST_S3_ENDPOINT")
     port = None
+    env = {**os.environ, "MAXGATE_MOTO_DIR": str(tmp_path_factory.mktemp("moto"))}
     if not endpoint:
         port = str(_free_port())
-        env = {**os.environ, "MAXGATE_MOTO_DIR": str(tmp_path_factory.mktemp("moto"))}
         started = subprocess.run(
             [ROOT / "scripts" / "moto", "start", port],
             env=env,
@@ -70,26 +81,34 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             )
 
 
-def _create_bucket(endpoint: str) -> None:
-    import boto3  # installed with moto; only the fixture needs it
+def _s3_client(endpoint: str) -> Any:
+    import boto3  # installed with moto; only the fixtures need it
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=CREDENTIALS["access_key_id"],
         aws_secret_access_key=CREDENTIALS["secret_access_key"],
     )
-    try:
+
+
+def _create_bucket(endpoint: str) -> None:
+    client = _s3_client(endpoint)
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=BUCKET)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
 
 
 def s3_url(endpoint: str, prefix: str, *, bucket: str = BUCKET) -> str:
     """An ``s3://`` blob store URL on the moto server, with credentials in the query."""
     query = "&".join(f"{k}={v}" for k, v in CREDENTIALS.items())
     return f"s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1&allow_http=true&{query}"
+
+
+@pytest.fixture
+def make_s3_url(s3_endpoint: str) -> Callable[..., str]:
+    """Build ``s3://`` URLs on the moto server: ``make_s3_url(prefix, bucket=...)``."""
+    return lambda prefix, **kwargs: s3_url(s3_endpoint, prefix, **kwargs)
 
 
 def s3_case(endpoint: str) -> StoreCase:
@@ -102,7 +121,7 @@ def s3_case(endpoint: str) -> StoreCase:
         client_options={"allow_http": True},
     )
     url = s3_url(endpoint, prefix)
-    return StoreCase("s3", url, BlobStore(url), raw)
+    return StoreCase("s3", url, BlobStore(url), raw, endpoint=endpoint, prefix=prefix)
 
 
 def local_case(root: pathlib.Path) -> StoreCase:

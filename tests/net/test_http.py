@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -271,7 +271,7 @@ async def test_redirect_to_a_name_resolving_to_a_blocked_address(serve: ServerFa
     outer = await serve(redirect(inner.url("/", host="sneaky.test")))
     resolver, calls = fake_resolver({"sneaky.test": ["::1"]})
     async with outbound_client(ONLY_127_0_0_1, resolver=resolver) as client:
-        with pytest.raises(OutboundBlocked, match="host sneaky.test resolves to a blocked"):
+        with pytest.raises(OutboundBlocked, match=r"host sneaky\.test resolves to a blocked"):
             await get(client, outer.url(), ONLY_127_0_0_1)
     assert calls == ["sneaky.test"]  # refused by the connect-time check
     assert inner.connections == 0
@@ -294,6 +294,9 @@ async def test_redirect_to_another_scheme_is_refused(serve: ServerFactory) -> No
     async with outbound_client(LOOPBACK) as client:
         with pytest.raises(OutboundBlocked, match="only http and https"):
             await get(client, server.url(), LOOPBACK)
+        # the client itself (webhooks use it directly) refuses with the guard's error too
+        with pytest.raises(OutboundBlocked, match="scheme ftp is not allowed"):
+            await client.get(server.url())
 
 
 async def test_too_many_redirects(serve: ServerFactory) -> None:
@@ -308,7 +311,7 @@ async def test_mixed_answers_are_refused(serve: ServerFactory) -> None:
     server = await serve(answer(body=b"x"))
     resolver, _ = fake_resolver({"mixed.test": ["127.0.0.1", "127.0.0.2"]})
     async with outbound_client(ONLY_127_0_0_1, resolver=resolver) as client:
-        with pytest.raises(OutboundBlocked, match="mixed.test resolves to a blocked"):
+        with pytest.raises(OutboundBlocked, match=r"mixed\.test resolves to a blocked"):
             await get(client, server.url(host="mixed.test"), ONLY_127_0_0_1)
     assert server.connections == 0
 
@@ -317,9 +320,7 @@ async def test_dns_rebinding_cannot_slip_past(serve: ServerFactory) -> None:
     """First lookup answers an allowed address, the second a blocked one (same port)."""
     good = await serve(answer(body=b"public"))
     evil = await serve(answer(body=b"internal"), host="127.0.0.2", port=good.port)
-    resolver, calls = fake_resolver(
-        {"rebind.test": ["127.0.0.1"]}, {"rebind.test": ["127.0.0.2"]}
-    )
+    resolver, calls = fake_resolver({"rebind.test": ["127.0.0.1"]}, {"rebind.test": ["127.0.0.2"]})
     url = good.url("/", host="rebind.test")
     async with outbound_client(ONLY_127_0_0_1, resolver=resolver) as client:
         _, body = await get(client, url, ONLY_127_0_0_1)
@@ -337,7 +338,14 @@ class SpyBackend(httpcore.AsyncNetworkBackend):
     def __init__(self) -> None:
         self.connected: list[str] = []
 
-    async def connect_tcp(self, host: str, port: int, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         self.connected.append(host)
         return httpcore.AsyncMockStream([])
 
@@ -361,7 +369,7 @@ async def test_backend_checks_literal_addresses_itself() -> None:
     backend = GuardedNetworkBackend(ONLY_127_0_0_1, inner=spy)
     with pytest.raises(OutboundBlocked, match=r"address 127\.0\.0\.2 is not allowed"):
         await backend.connect_tcp("127.0.0.2", 80)
-    with pytest.raises(OutboundBlocked, match="address ::ffff:127.0.0.2 is not allowed"):
+    with pytest.raises(OutboundBlocked, match=r"address ::ffff:127\.0\.0\.2 is not allowed"):
         await backend.connect_tcp("::ffff:127.0.0.2", 80)
     await backend.connect_tcp("127.0.0.1", 80)
     assert spy.connected == ["127.0.0.1"]
@@ -576,7 +584,7 @@ async def test_encoded_body_is_limited_after_decoding(serve: ServerFactory) -> N
             "€ rates.txt",
         ),
         ("attachment; filename*=utf-8''%D0%BE%D1%82%D1%87%D1%91%D1%82.pdf", "/x", "отчёт.pdf"),
-        ("inline; filename=\"a;b.txt\"", "/x", "a;b.txt"),
+        ('inline; filename="a;b.txt"', "/x", "a;b.txt"),
         ('attachment; filename="../../etc/passwd"', "/x", "passwd"),
         ('attachment; filename="C:\\\\Users\\\\evil.exe"', "/x", "evil.exe"),
         ("attachment", "/dir/from%20path.png", "from path.png"),
@@ -613,7 +621,7 @@ async def test_filename_from_the_final_url(serve: ServerFactory) -> None:
     final = await serve(answer(body=b"img", headers=[("Content-Type", "image/png")]))
     start = await serve(redirect(final.url("/images/cat.png")))
     async with outbound_client(LOOPBACK) as client:
-        head, body = await get(client, start.url("/short"), LOOPBACK)
+        head, _ = await get(client, start.url("/short"), LOOPBACK)
     assert (head.url, head.filename, head.content_type) == (
         final.url("/images/cat.png"),
         "cat.png",
@@ -633,12 +641,26 @@ async def test_credentials_are_sent_but_never_shown(
         with pytest.raises(OutboundBlocked) as blocked:
             await get(client, url.replace("127.0.0.1", "10.0.0.1"), LOOPBACK)
     (request,) = server.requests
-    assert request.headers["authorization"] == "Basic " + base64.b64encode(
-        b"alice:s3cret"
-    ).decode("ascii")
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"alice:s3cret").decode(
+        "ascii"
+    )
     for text in (str(info.value), str(blocked.value), caplog.text):
         assert "s3cret" not in text
         assert "alice" not in text
+
+
+async def test_client_keeps_credentials_out_of_logs(
+    serve: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = await serve(answer(body=b"ok"))
+    async with outbound_client(LOOPBACK) as client:
+        reply = await client.get(server.url("/hook").replace("://", "://alice:s3cret@"))
+    assert reply.status_code == 200
+    assert server.requests[0].headers["authorization"].startswith("Basic ")
+    assert "HTTP Request: GET" in caplog.text
+    assert "s3cret" not in caplog.text
+    assert "alice" not in caplog.text
 
 
 async def test_final_url_has_no_credentials(serve: ServerFactory) -> None:

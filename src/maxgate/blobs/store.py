@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Self, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -148,12 +147,7 @@ class BlobWriter:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.abort()
 
     async def _finish(self, file: AsyncWritableFile) -> StoredBlob:
@@ -426,11 +420,12 @@ class BlobStore:
             await obstore.rename_async(self._store, temp_key, blob.key, overwrite=True)
 
     async def _drop_temp(self, file: AsyncWritableFile | None, temp_key: str) -> None:
-        """Best-effort removal of a temp object, closing its writer first so that no hidden
-        multipart upload (S3) or staging file (local) is left behind."""
+        """Best-effort removal of a temp object. An unfinished writer is aborted first, which
+        aborts its S3 multipart upload or removes its local staging file."""
         if file is not None:
+            # Leaving obstore's writer context with an exception is its (only) abort call.
             with contextlib.suppress(*_OBSTORE_ERRORS):
-                await file.close()
+                await file.__aexit__(BlobError, BlobError("aborted"), None)
         with contextlib.suppress(*_OBSTORE_ERRORS):
             await obstore.delete_async(self._store, temp_key)
 

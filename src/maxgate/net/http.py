@@ -15,7 +15,9 @@ be a hand-written transport over ``httpcore.AsyncConnectionPool``, copying httpx
 mapping and stream wrapping; that is more of someone else's code to keep in step than one
 attribute. ``_use_network_backend`` isolates it and fails loudly if httpx changes.
 
-Proxies are never used (``trust_env=False``): a proxy would open the connection, not us.
+Proxies are never used: a proxy would open the connection, not us. httpx ignores proxy
+environment variables for a client built with an explicit transport, and ``trust_env=False``
+says so once more (and keeps ``SSL_CERT_FILE`` and ``.netrc`` out too).
 """
 
 from __future__ import annotations
@@ -224,7 +226,8 @@ def outbound_client(
     Redirects are followed up to ``max_redirects``; ``timeout`` seconds apply to connecting
     and to each read and write. Proxy and certificate settings from the environment are
     ignored; pass ``ssl_context`` to trust other CAs. ``resolver`` replaces the system DNS
-    (tests). Besides httpx's own errors the client raises ``OutboundBlocked``. The caller
+    (tests). Besides httpx's own errors the client raises ``OutboundBlocked``. User and
+    password in a URL are sent as basic auth and kept out of httpx's log lines. The caller
     owns the client and must close it (``async with`` or ``aclose()``).
     """
     context = ssl_context if ssl_context is not None else httpx.create_ssl_context(trust_env=False)
@@ -241,6 +244,10 @@ def outbound_client(
 
     async def check_request(request: httpx.Request) -> None:
         guard.check_url(request.url)
+        if request.url.userinfo:
+            # httpx has already turned them into an Authorization header; drop them from the
+            # URL so that its "HTTP Request: GET <url>" log line cannot show them.
+            request.url = request.url.copy_with(username=None, password=None)
 
     return httpx.AsyncClient(
         transport=transport,

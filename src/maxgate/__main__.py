@@ -1,0 +1,5 @@
+"""``python -m maxgate`` runs the CLI."""
+
+from maxgate.cli import main
+
+main()
