@@ -54,8 +54,9 @@ class Server:
 
     base_url: str
     data_dir: Path
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     env: dict[str, str]
+    log: Path
 
     def create_instance(self) -> dict[str, Any]:
         """``maxgate instance create --json`` against the live server's data dir."""
@@ -78,35 +79,28 @@ def start_server(data_dir: Path, **settings: str) -> Server:
     """Start ``maxgate serve`` and wait until /health answers."""
     port = free_port()
     env = clean_env(**{f"MAXGATE_{k.upper()}": v for k, v in settings.items()})
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "maxgate",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = data_dir.parent / f"server-{port}.log"
+    command = [sys.executable, "-m", "maxgate", "serve", "--port", str(port)]
+    with log.open("wb") as output:  # a file, not a pipe: a full pipe would stall the server
+        process = subprocess.Popen(
+            [*command, "--data-dir", str(data_dir)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"maxgate serve exited: {process.stdout.read() if process.stdout else ''}"
-            )
+            raise RuntimeError(f"maxgate serve exited: {log.read_text(errors='replace')}")
         try:
             if httpx.get(base + "/health", timeout=1).status_code == 200:
-                return Server(base, data_dir, process, env)
+                return Server(base, data_dir, process, env, log)
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
+    process.wait()
     raise RuntimeError("maxgate serve did not become healthy in 30 s")
 
 

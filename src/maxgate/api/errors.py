@@ -12,14 +12,38 @@ from starlette.responses import Response
 
 from maxgate.errors import ApiError
 
+# The vendor's shape is hapi/Boom's, whose `error` is Node's http.STATUS_CODES phrase. Pinned
+# here, so the text does not change with the Python version (3.13 renamed 413, for one).
+_PHRASES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    410: "Gone",
+    413: "Payload Too Large",
+    416: "Range Not Satisfiable",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def phrase(status: int) -> str:
+    """The reason phrase of a status code, as the vendor's server words it."""
+    if status in _PHRASES:
+        return _PHRASES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
 
 def error_body(status: int, message: str) -> dict[str, object]:
     """``{"statusCode", "error", "message"}`` — every non-200 answer has this shape."""
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return {"statusCode": status, "error": phrase, "message": message}
+    return {"statusCode": status, "error": phrase(status), "message": message}
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -41,7 +65,7 @@ async def api_error_handler(_request: Request, exc: Exception) -> Response:
 async def http_exception_handler(_request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 etc. in our shape, with the standard phrase as message."""
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, HTTPStatus(exc.status_code).phrase, exc.headers)
+    return error_response(exc.status_code, phrase(exc.status_code), exc.headers)
 
 
 async def internal_error_handler(_request: Request, _exc: Exception) -> Response:
