@@ -24,7 +24,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MiB = 1024 * 1024
 
 if TYPE_CHECKING:
-    from conftest import StoreCase
+    from .conftest import StoreCase
 
 
 async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
@@ -325,6 +325,13 @@ async def test_local_presigned_url_is_none(local: StoreCase) -> None:
 
 async def test_check(case: StoreCase) -> None:
     await case.blobs.check()
+
+
+async def test_check_fails_when_the_directory_is_gone(local: StoreCase) -> None:
+    assert local.root is not None
+    local.root.rmdir()
+    with pytest.raises(BlobError, match="not writable"):
+        await local.blobs.check()
 
 
 # --- S3 specifics --------------------------------------------------------------------------

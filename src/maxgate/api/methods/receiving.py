@@ -1,0 +1,38 @@
+"""Receiving: downloadFile (spec §2) — a working link to the file of any journaled message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maxgate.api.errors import bad_request
+from maxgate.api.routing import Call, method
+from maxgate.api.shapes import file_link
+from maxgate.api.validation import CHAT_ID, Field
+from maxgate.errors import ApiError, BlobError, UpstreamError
+
+DOWNLOAD_FILE = (Field("chatId", pattern=CHAT_ID), Field("idMessage", max_length=64))
+
+
+@method("downloadFile", "POST")
+async def download_file(call: Call) -> dict[str, Any]:
+    """The link to a message's file; brings evicted bytes back from the messenger first.
+
+    400 when this instance has no such message or it carries no file; 500 when our copy is gone
+    and the messenger no longer has it (or does not deliver it in time).
+    """
+    body = await call.json(DOWNLOAD_FILE)
+    chat_id, id_message = body["chatId"], body["idMessage"]
+    runtime = call.runtime
+    message = await runtime.journal.get(call.instance.id, chat_id, id_message)
+    if message is None or message.file is None:
+        raise bad_request(
+            f"File message encrypted url not found by chatId {chat_id} and idMessage {id_message}"
+        )
+    try:
+        file = await runtime.files.materialize(message.file)
+    except (UpstreamError, BlobError, TimeoutError):
+        raise ApiError(
+            500,
+            f"Internal error when downloading file by chatId {chat_id} and idMessage {id_message}",
+        ) from None
+    return {"downloadUrl": file_link(runtime.signer, file, runtime.settings.file_retention)}
