@@ -23,8 +23,13 @@ PG_ADMIN_URL = os.environ.get("MAXGATE_TEST_PG", "postgresql://postgres@127.0.0.
 
 @pytest.fixture
 def settings(tmp_path: Any) -> Settings:
-    """Settings on a fresh data dir (SQLite, local blobs, sandbox), env ignored."""
-    return load_settings(overrides={"data_dir": str(tmp_path / "data")}, environ={})
+    """Settings on a fresh data dir (SQLite, local blobs, sandbox), env ignored.
+
+    Rate limits are off here: tests of the limits turn them on explicitly.
+    """
+    return load_settings(
+        overrides={"data_dir": str(tmp_path / "data"), "rate_limits": "false"}, environ={}
+    )
 
 
 @pytest.fixture

@@ -35,7 +35,9 @@ app = typer.Typer(
 instance_app = typer.Typer(help="Create, list and delete instances.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Act as the sandbox messenger's contacts.", no_args_is_help=True)
 group_app = typer.Typer(help="Sandbox groups.", no_args_is_help=True)
+files_app = typer.Typer(help="Stored files: statistics, eviction, integrity.", no_args_is_help=True)
 app.add_typer(instance_app, name="instance")
+app.add_typer(files_app, name="files")
 app.add_typer(sandbox_app, name="sandbox")
 sandbox_app.add_typer(group_app, name="group")
 
@@ -298,7 +300,8 @@ def sandbox_send(
             sender_name=sender_name,
             type_message=filenames.type_message_for(mime),
         )
-        await runtime.files.mirror_pending()
+        if settings.mirror_mode == "eager":
+            await runtime.files.mirror_pending()
         return id_message
 
     id_message = _run(settings, work)
@@ -326,6 +329,60 @@ def group_create(
         return await runtime.sandbox.create_group(name, member)
 
     out.print(_run(settings, work))
+
+
+@files_app.command("stats")
+def files_stats(
+    as_json: AsJson = False, data_dir: DataDir = None, config: ConfigFile = None
+) -> None:
+    """Files and bytes by instance and state (remote, stored, evicted)."""
+    settings = _load({"data_dir": data_dir}, config)
+    rows = _run(settings, lambda rt: rt.retention.stats())
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("instance", "state", "files", "bytes")
+    for row in rows:
+        table.add_row(str(row["instance_id"]), row["state"], str(row["files"]), str(row["bytes"]))
+    out.print(table)
+
+
+@files_app.command("sweep")
+def files_sweep(
+    as_json: AsJson = False, data_dir: DataDir = None, config: ConfigFile = None
+) -> None:
+    """Evict the bytes of expired files now (and drop leftovers of interrupted writes)."""
+    settings = _load({"data_dir": data_dir}, config)
+
+    async def work(runtime: Runtime) -> dict[str, int]:
+        result = await runtime.retention.sweep()
+        result.temp_objects = await runtime.blobs.sweep_temp(older_than_seconds=3600)
+        return dataclasses.asdict(result)
+
+    report = _run(settings, work)
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+    else:
+        out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report.items()))
+
+
+@files_app.command("verify")
+def files_verify(
+    as_json: AsJson = False, data_dir: DataDir = None, config: ConfigFile = None
+) -> None:
+    """Re-hash every stored blob; exit 1 when any is missing or does not match its hash."""
+    settings = _load({"data_dir": data_dir}, config)
+    result = _run(settings, lambda rt: rt.retention.verify())
+    if as_json:
+        sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")
+    else:
+        out.print(f"checked {result.checked} blobs")
+        for key in result.mismatched:
+            out.print(f"  [red]hash mismatch[/]: {key}")
+        for key in result.missing:
+            out.print(f"  [red]missing[/]: {key}")
+    if result.mismatched or result.missing:
+        raise typer.Exit(1)
 
 
 @app.command()

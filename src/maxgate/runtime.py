@@ -12,12 +12,15 @@ import logging
 
 import httpx
 
+from maxgate.api.downloadguard import DownloadGuard
+from maxgate.api.ratelimit import RateLimiter
 from maxgate.blobs import BlobStore
 from maxgate.domain.files import Files
 from maxgate.domain.instances import Instances
 from maxgate.domain.journal import Journal
 from maxgate.domain.links import LinkSigner
 from maxgate.domain.outbox import Outbox
+from maxgate.domain.retention import Retention
 from maxgate.errors import MaxgateError
 from maxgate.net.http import outbound_client
 from maxgate.net.urlguard import UrlGuard
@@ -28,6 +31,7 @@ from maxgate.upstream.sandbox import Sandbox
 log = logging.getLogger(__name__)
 
 TEMP_BLOB_AGE = 6 * 3600.0
+SWEEP_INTERVAL = 60.0
 
 
 class Runtime:
@@ -54,14 +58,27 @@ class Runtime:
             fetch_timeout=settings.outbound_timeout,
         )
         self.journal = Journal(self.db, self.files)
+        self.retention = Retention(self.db, self.blobs)
         self.outbox = Outbox(self.db, self.instances, self.journal, self.files, self.upstream)
         self.journal.on_outbox = self.outbox.notify
         self.signer = LinkSigner(settings.link_key.reveal(), settings.base_url)
         self.guard = UrlGuard(settings.outbound_allow)
         self._http: httpx.AsyncClient | None = None
         self._mirror_wake = asyncio.Event()
-        self.journal.on_remote_file = self._mirror_wake.set
+        if settings.mirror_mode == "eager":
+            self.journal.on_remote_file = self._mirror_wake.set
         self._workers: list[asyncio.Task[None]] = []
+        self.limiter = (
+            RateLimiter(
+                storage=settings.rate_limit_storage, overrides=settings.rate_limit_overrides
+            )
+            if settings.rate_limits
+            else None
+        )
+        self.download_guard = DownloadGuard(
+            per_client=settings.link_downloads_per_client,
+            per_instance=settings.link_downloads_per_instance,
+        )
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -80,24 +97,35 @@ class Runtime:
         await self.outbox.recover()
         self._workers = [
             asyncio.create_task(self.outbox.run(), name="maxgate-outbox"),
-            asyncio.create_task(self._mirror_loop(), name="maxgate-mirror"),
         ]
+        self._workers.append(asyncio.create_task(self._sweep_loop(), name="maxgate-sweep"))
+        if self.settings.mirror_mode == "eager":
+            self._workers.append(asyncio.create_task(self._mirror_loop(), name="maxgate-mirror"))
 
     async def _mirror_loop(self) -> None:
-        next_sweep = 0.0
-        loop = asyncio.get_running_loop()
         while True:
             self._mirror_wake.clear()
             try:
                 while await self.files.mirror_pending() > 0:
                     pass
-                if loop.time() >= next_sweep:
-                    await self.blobs.sweep_temp(older_than_seconds=TEMP_BLOB_AGE)
-                    next_sweep = loop.time() + 3600
             except MaxgateError:
                 log.exception("mirroring failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._mirror_wake.wait(), timeout=5.0)
+
+    async def _sweep_loop(self) -> None:
+        """Evict expired bytes every SWEEP_INTERVAL; drop crash leftovers hourly."""
+        next_temp_sweep = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.retention.sweep()
+                if loop.time() >= next_temp_sweep:
+                    await self.blobs.sweep_temp(older_than_seconds=TEMP_BLOB_AGE)
+                    next_temp_sweep = loop.time() + 3600
+            except MaxgateError:
+                log.exception("sweeping failed; retrying")
+            await asyncio.sleep(min(SWEEP_INTERVAL, self.settings.file_retention))
 
     async def close(self) -> None:
         """Stop workers and release every connection."""

@@ -226,6 +226,39 @@ SETTINGS: tuple[Setting, ...] = (
         "How long the sandbox messenger keeps the files it carried. 0: forever.",
     ),
     Setting("max_json_body", "size", 1024**2, "Largest JSON request body."),
+    Setting(
+        "mirror_mode",
+        "choice",
+        "eager",
+        "eager: copy received files into storage at once; lazy: only when first asked for.",
+        choices=("eager", "lazy"),
+    ),
+    Setting("rate_limits", "bool", True, "Per-instance, per-method request rate limits (spec §5)."),
+    Setting(
+        "rate_limit_overrides",
+        "str",
+        "",
+        "Changes to the rate table, requests per second: method=N, comma-separated "
+        "(e.g. downloadFile=5,getChatHistory=10).",
+    ),
+    Setting(
+        "rate_limit_storage",
+        "str",
+        "memory://",
+        "Where rate counters live: memory:// (one process) or redis://host:port (shared).",
+    ),
+    Setting(
+        "link_downloads_per_client",
+        "int",
+        16,
+        "Concurrent file-link downloads allowed per client address (0: no limit).",
+    ),
+    Setting(
+        "link_downloads_per_instance",
+        "int",
+        64,
+        "Concurrent file-link downloads allowed per instance (0: no limit).",
+    ),
     Setting("workers", "int", 1, "Server worker processes."),
     Setting(
         "log_level",
@@ -258,6 +291,12 @@ class Settings:
     outbound_timeout: float = 60.0
     sandbox_retention: float = 0.0
     max_json_body: int = 1024**2
+    mirror_mode: str = "eager"
+    rate_limits: bool = True
+    rate_limit_overrides: str = ""
+    rate_limit_storage: str = "memory://"
+    link_downloads_per_client: int = 16
+    link_downloads_per_instance: int = 64
     workers: int = 1
     log_level: str = "info"
 

@@ -76,7 +76,8 @@ class Server:
 
 
 def start_server(data_dir: Path, **settings: str) -> Server:
-    """Start ``maxgate serve`` and wait until /health answers."""
+    """Start ``maxgate serve`` and wait until /health answers (rate limits off unless given)."""
+    settings = {"rate_limits": "false", **settings}
     port = free_port()
     env = clean_env(**{f"MAXGATE_{k.upper()}": v for k, v in settings.items()})
     data_dir.parent.mkdir(parents=True, exist_ok=True)

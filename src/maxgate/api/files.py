@@ -85,8 +85,11 @@ async def serve_file(request: Request) -> Response:
     key = blob_key(file.sha256)
     path = runtime.blobs.local_path(key)
     if path is not None:
-        return FileResponse(path, media_type=file.mime_type, headers=headers)
-    return await _stream(runtime, file, key, headers, request)
+        response: Response = FileResponse(path, media_type=file.mime_type, headers=headers)
+    else:
+        response = await _stream(runtime, file, key, headers, request)
+    client = request.client.host if request.client else "unknown"
+    return runtime.download_guard.guard(client, instance_id, response)
 
 
 async def _stream(

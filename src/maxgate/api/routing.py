@@ -129,6 +129,8 @@ async def v3_endpoint(request: Request) -> Response:
             raise ApiError(401, "Unauthorized")
         if instance.deleted:
             raise ApiError(400, "Instance is deleted")
+        if runtime.limiter is not None:
+            await runtime.limiter.check(instance.id, spec.name.lower())
         if spec.needs_upstream and instance.state != "authorized":
             raise ApiError(400, "instance is starting or not authorized")
         call = Call(request, runtime, instance, request.path_params.get("extra"))

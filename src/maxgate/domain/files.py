@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from maxgate.blobs import BlobStore, StoredBlob, blob_key
-from maxgate.domain import ids
+from maxgate.domain import ids, thumbnails
 from maxgate.domain.records import FileRecord
-from maxgate.errors import BlobNotFound, UpstreamError
+from maxgate.errors import BlobError, BlobNotFound, UpstreamError
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
 from maxgate.upstream.base import InboundFile, Upstream
@@ -45,7 +45,7 @@ def row_to_file(row: Any, prefix: str = "") -> FileRecord:
 
 def row_to_file_values(values: dict[str, Any]) -> FileRecord:
     """Build a FileRecord from the column values just inserted."""
-    return FileRecord(**{"thumbnail": "", **values})
+    return FileRecord(**values)
 
 
 class Files:
@@ -69,12 +69,30 @@ class Files:
         self.fetch_timeout = fetch_timeout
         self._inflight: dict[str, asyncio.Future[FileRecord]] = {}
 
+    async def thumbnail_for(self, blob: StoredBlob, mime_type: str) -> str:
+        """The ``jpegThumbnail`` of an image blob (``""`` for other kinds), computed once."""
+        if not mime_type.startswith("image/") or mime_type == "image/svg+xml":
+            return ""
+        if blob.size > thumbnails.MAX_SOURCE_BYTES:
+            return ""
+        try:
+            data = await self.blobs.read_all(blob.key)
+        except BlobError:
+            return ""
+        return await asyncio.to_thread(thumbnails.thumbnail, data)
+
     def stored_row(
-        self, instance_id: int, blob: StoredBlob, file_name: str, mime_type: str
+        self,
+        instance_id: int,
+        blob: StoredBlob,
+        file_name: str,
+        mime_type: str,
+        thumbnail: str = "",
     ) -> dict[str, Any]:
         """Column values of a new file whose bytes we already hold."""
         now = time.time()
         return {
+            "thumbnail": thumbnail,
             "id": ids.new_file_id(),
             "instance_id": instance_id,
             "state": "stored",
@@ -94,6 +112,7 @@ class Files:
         return {
             "id": ids.new_file_id(),
             "instance_id": instance_id,
+            "thumbnail": "",
             "state": "remote",
             "sha256": None,
             "size": inbound.size,
@@ -113,7 +132,8 @@ class Files:
         self, instance_id: int, blob: StoredBlob, file_name: str, mime_type: str
     ) -> FileRecord:
         """A file that belongs to no message yet (uploadFile), its bytes already stored."""
-        row = self.stored_row(instance_id, blob, file_name, mime_type)
+        thumbnail = await self.thumbnail_for(blob, mime_type)
+        row = self.stored_row(instance_id, blob, file_name, mime_type, thumbnail)
         async with self.db.write() as conn:
             await self.record_blob(conn, blob)
             await conn.execute(t.files.insert().values(**row))
@@ -186,13 +206,15 @@ class Files:
         except BlobNotFound as exc:
             raise UpstreamError("the messenger's copy is unreadable") from exc
         now = time.time()
-        changes = {
+        changes: dict[str, Any] = {
             "state": "stored",
             "sha256": blob.sha256,
             "size": blob.size,
             "stored_at": now,
             "expires_at": max(file.expires_at, now + self.retention),
         }
+        if not file.thumbnail:
+            changes["thumbnail"] = await self.thumbnail_for(blob, file.mime_type)
         async with self.db.write() as conn:
             await self.record_blob(conn, blob)
             await conn.execute(t.files.update().where(t.files.c.id == file.id).values(**changes))

@@ -93,9 +93,10 @@ class Journal:
         """Journal an outgoing API message and queue it for the messenger, atomically."""
         id_message = ids.new_message_id()
         file_id = None
+        thumbnail = await self.files.thumbnail_for(blob, mime_type) if blob is not None else ""
         async with self.db.write() as conn:
             if blob is not None:
-                file_row = self.files.stored_row(instance.id, blob, file_name, mime_type)
+                file_row = self.files.stored_row(instance.id, blob, file_name, mime_type, thumbnail)
                 file_id = file_row["id"]
                 await self.files.record_blob(conn, blob)
                 await conn.execute(t.files.insert().values(**file_row))

@@ -1,0 +1,134 @@
+"""Retention: evicting the bytes of expired files, and checking stored blobs.
+
+Eviction works in bounded batches: first the files' state changes to ``evicted`` in the
+database, then a blob is deleted — only when no file still ``stored`` holds the same content.
+Evicted is not gone: the metadata stays, and the bytes come back from the messenger on demand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from maxgate.blobs import BlobStore, blob_key
+from maxgate.errors import BlobError, BlobNotFound
+from maxgate.store import tables as t
+from maxgate.store.database import Database
+
+
+@dataclasses.dataclass(slots=True)
+class SweepResult:
+    """What one sweep did."""
+
+    evicted_files: int = 0
+    deleted_blobs: int = 0
+    freed_bytes: int = 0
+    temp_objects: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class VerifyResult:
+    """What ``verify`` found: blobs checked, and the keys whose bytes are wrong or missing."""
+
+    checked: int = 0
+    mismatched: list[str] = dataclasses.field(default_factory=list)
+    missing: list[str] = dataclasses.field(default_factory=list)
+
+
+class Retention:
+    """Evicts expired bytes and verifies stored ones."""
+
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
+
+    async def sweep(self, *, batch: int = 500, now: float | None = None) -> SweepResult:
+        """Evict every expired stored file, ``batch`` at a time."""
+        result = SweepResult()
+        while True:
+            evicted, hashes = await self._evict_batch(batch, time.time() if now is None else now)
+            result.evicted_files += evicted
+            for sha256 in hashes:
+                freed = await self._drop_if_unheld(sha256)
+                if freed is not None:
+                    result.deleted_blobs += 1
+                    result.freed_bytes += freed
+            if evicted < batch:
+                return result
+
+    async def _evict_batch(self, batch: int, now: float) -> tuple[int, set[str]]:
+        async with self.db.write() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.files.c.id, t.files.c.sha256)
+                    .where(t.files.c.state == "stored", t.files.c.expires_at <= now)
+                    .limit(batch)
+                )
+            ).all()
+            if not rows:
+                return 0, set()
+            await conn.execute(
+                t.files.update()
+                .where(t.files.c.id.in_([r.id for r in rows]), t.files.c.state == "stored")
+                .values(state="evicted")
+            )
+        return len(rows), {r.sha256 for r in rows if r.sha256}
+
+    async def _drop_if_unheld(self, sha256: str) -> int | None:
+        """Delete a blob no stored file holds any more; returns its size, or None if kept."""
+        async with self.db.write() as conn:
+            holders = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t.files)
+                    .where(t.files.c.sha256 == sha256, t.files.c.state == "stored")
+                )
+            ).scalar_one()
+            if holders:
+                return None
+            size = (
+                await conn.execute(sa.select(t.blobs.c.size).where(t.blobs.c.sha256 == sha256))
+            ).scalar()
+            await conn.execute(t.blobs.delete().where(t.blobs.c.sha256 == sha256))
+        await self.blobs.delete(blob_key(sha256))
+        return int(size or 0)
+
+    async def stats(self) -> list[dict[str, Any]]:
+        """Files and bytes by instance and state."""
+        query = (
+            sa.select(
+                t.files.c.instance_id,
+                t.files.c.state,
+                sa.func.count().label("files"),
+                sa.func.coalesce(sa.func.sum(t.files.c.size), 0).label("bytes"),
+            )
+            .group_by(t.files.c.instance_id, t.files.c.state)
+            .order_by(t.files.c.instance_id, t.files.c.state)
+        )
+        async with self.db.read() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def verify(self) -> VerifyResult:
+        """Re-hash every recorded blob; report wrong and missing ones."""
+        result = VerifyResult()
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(t.blobs.c.sha256, t.blobs.c.key))).all()
+        for sha256, key in rows:
+            result.checked += 1
+            digest = hashlib.sha256()
+            try:
+                async for chunk in self.blobs.read(key):
+                    digest.update(chunk)
+            except BlobNotFound:
+                result.missing.append(key)
+                continue
+            except BlobError:
+                result.missing.append(key)
+                continue
+            if digest.hexdigest() != sha256:
+                result.mismatched.append(key)
+        return result
