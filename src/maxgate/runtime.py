@@ -24,7 +24,7 @@ from maxgate.domain.retention import Retention
 from maxgate.errors import MaxgateError
 from maxgate.net.http import outbound_client
 from maxgate.net.urlguard import UrlGuard
-from maxgate.settings import Settings
+from maxgate.settings import MAX_FILE_SIZE_CAP, Settings
 from maxgate.store.database import Database
 from maxgate.upstream.sandbox import Sandbox
 
@@ -54,7 +54,9 @@ class Runtime:
             self.blobs,
             self.upstream,
             retention=settings.file_retention,
-            max_size=settings.max_file_size,
+            # Received files are mirrored up to MAX's own limit: max_file_size bounds what API
+            # clients upload; refusing a received file would make it undownloadable for good.
+            max_size=MAX_FILE_SIZE_CAP,
             fetch_timeout=settings.outbound_timeout,
         )
         self.journal = Journal(self.db, self.files)

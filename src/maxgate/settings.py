@@ -193,7 +193,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Where file bytes are stored: file:///path or s3://bucket/prefix?endpoint=…&region=…. "
         "Empty: the folder 'blobs' in the data dir.",
     ),
-    Setting("max_file_size", "size", 100 * 1024**2, "Largest file accepted (up to 4GB)."),
+    Setting(
+        "max_file_size",
+        "size",
+        100 * 1024**2,
+        "Largest file API clients may send (up to 4GB). Received files are mirrored up to "
+        "MAX's own 4GB limit.",
+    ),
     Setting("file_retention", "duration", 15 * 86400.0, "How long file bytes are kept."),
     Setting(
         "link_key",

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from maxgate.blobs import BlobStore, StoredBlob, blob_key
 from maxgate.domain import ids, thumbnails
 from maxgate.domain.records import FileRecord
-from maxgate.errors import BlobError, BlobNotFound, UpstreamError
+from maxgate.errors import BlobError, SizeLimitExceeded, UpstreamError
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
 from maxgate.upstream.base import InboundFile, Upstream
@@ -203,8 +203,10 @@ class Files:
                 )
         except TimeoutError as exc:
             raise UpstreamError("the messenger did not deliver the file in time") from exc
-        except BlobNotFound as exc:
-            raise UpstreamError("the messenger's copy is unreadable") from exc
+        except SizeLimitExceeded as exc:
+            raise UpstreamError(f"the messenger's file is larger than {exc.limit} bytes") from exc
+        except BlobError as exc:
+            raise UpstreamError(f"the file could not be stored: {exc}") from exc
         now = time.time()
         changes: dict[str, Any] = {
             "state": "stored",
