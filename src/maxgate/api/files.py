@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from maxgate.api.errors import error_response
 from maxgate.blobs import blob_key
@@ -83,35 +84,79 @@ async def serve_file(request: Request) -> Response:
     if _not_modified(request, headers["etag"]):
         return Response(status_code=304, headers={"etag": headers["etag"]})
     key = blob_key(file.sha256)
+    size = file.size if file.size is not None else await runtime.blobs.size(key)
+    ranges = parse_ranges(request.headers.get("range"), size)
+    if ranges == []:
+        return error_response(416, "Range Not Satisfiable", {"content-range": f"bytes */{size}"})
     path = runtime.blobs.local_path(key)
     if path is not None:
         response: Response = FileResponse(path, media_type=file.mime_type, headers=headers)
+        if ranges is None and "range" in request.headers:
+            response = _IgnoringRange(response)
     else:
-        response = await _stream(runtime, file, key, headers, request)
+        response = _stream(runtime, file, key, size, ranges, headers, request)
     client = request.client.host if request.client else "unknown"
     return runtime.download_guard.guard(client, instance_id, response)
 
 
-async def _stream(
-    runtime: Runtime, file: FileRecord, key: str, headers: dict[str, str], request: Request
+def parse_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
+    """The byte ranges a ``Range`` header asks for, as (start, end-exclusive).
+
+    None: no header, or one to ignore (another unit, or malformed — RFC 9110 §14.2); an empty
+    list: none of the ranges can be satisfied (416).
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or not spec.strip():
+        return None
+    ranges = []
+    for part in spec.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not dash or not (first.isdigit() or last.isdigit()):
+            return None
+        if (first and not first.isdigit()) or (last and not last.isdigit()):
+            return None
+        if first:
+            start = int(first)
+            end = min(int(last) + 1, size) if last else size
+            if last and int(last) < start:
+                return None
+        else:
+            start, end = max(size - int(last), 0), size
+            if int(last) == 0:
+                continue
+        if start < size and start < end:
+            ranges.append((start, end))
+    return ranges
+
+
+class _IgnoringRange(Response):
+    """Serves a response as if the request had no Range header (an ignorable one)."""
+
+    def __init__(self, inner: Response) -> None:
+        self._inner = inner
+        self.status_code = inner.status_code
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"range", b"if-range")]
+        await self._inner({**scope, "headers": headers}, receive, send)
+
+
+def _stream(
+    runtime: Runtime,
+    file: FileRecord,
+    key: str,
+    size: int,
+    ranges: list[tuple[int, int]] | None,
+    headers: dict[str, str],
+    request: Request,
 ) -> Response:
-    """Serve from a remote blob store, forwarding a single byte range."""
-    size = file.size or await runtime.blobs.size(key)
+    """Serve from a remote blob store, forwarding a single byte range (several: the whole)."""
     start, end, status = 0, size, 200
-    wanted = request.headers.get("range", "")
-    if wanted.startswith("bytes=") and "," not in wanted:
-        first, _, last = wanted[6:].strip().partition("-")
-        try:
-            if first:
-                start = int(first)
-                end = min(int(last) + 1, size) if last else size
-            elif last:
-                start = max(size - int(last), 0)
-            if start >= size or start >= end:
-                return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
-            status = 206
-        except ValueError:
-            start, end, status = 0, size, 200
+    if ranges is not None and len(ranges) == 1:
+        (start, end), status = ranges[0], 206
     headers = {**headers, "accept-ranges": "bytes", "content-length": str(end - start)}
     if status == 206:
         headers["content-range"] = f"bytes {start}-{end - 1}/{size}"

@@ -48,12 +48,14 @@ def decode_json(raw: bytes) -> Any:
         return {}
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string and RecursionError
+    # for deep nesting: both are bad input, never a 500.
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise _json_error(raw) from None
     if isinstance(value, str):
         try:
             inner = msgspec.json.decode(value)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return value
         if isinstance(inner, dict):
             return inner

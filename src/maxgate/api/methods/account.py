@@ -27,11 +27,14 @@ SETTABLE_NAMES = frozenset(f.name for f in SETTABLE)
 CHECK_ACCOUNT = (Field("phoneNumber", int, minimum=1, maximum=999999999999999),)
 
 
+TOKEN_MASK = "*" * 8
+
+
 def settings_view(instance: Instance) -> dict[str, Any]:
     """The settings object of spec §4.3 (the webhook token is write-only: shown masked)."""
     view: dict[str, Any] = {"wid": instance.wid, "typeInstance": "v3", **instance.settings}
     if view.get("webhookUrlToken"):
-        view["webhookUrlToken"] = "*" * 8
+        view["webhookUrlToken"] = TOKEN_MASK
     return view
 
 
@@ -43,6 +46,9 @@ def validated_settings(call: Call, body: Any) -> dict[str, Any]:
     if not known:
         raise validation_failed("'value' must have at least 1 keys")
     values = validate(known, SETTABLE, min_keys=1)
+    if values.get("webhookUrlToken") == TOKEN_MASK:
+        # A client writing back what getSettings showed keeps the real token.
+        del values["webhookUrlToken"]
     url = values.get("webhookUrl")
     if url:
         try:

@@ -119,7 +119,9 @@ async def send_file_by_upload(call: Call) -> dict[str, Any]:
         body = _check_fields(form.fields)
         if form.file is None:
             raise validation_failed("'file' is required")
-        declared_name = body.get("fileName") or filenames.clean_name(form.file.filename)
+        declared_name = filenames.clean_name(body.get("fileName")) or filenames.clean_name(
+            form.file.filename
+        )
         mime = filenames.guess_mime(declared_name, form.file.content_type)
         name = declared_name or filenames.made_up_name(mime)
         blob = await writer.commit()
@@ -182,7 +184,10 @@ async def _download(call: Call, url: str) -> tuple[StoredBlob, str | None]:
 async def _own_file(call: Call, url: str) -> FileRecord | None:
     """The file behind one of this server's own signed links, or None for other URLs."""
     base = urlsplit(call.runtime.signer.base_url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise bad_request("File from url could not be downloaded: the URL is malformed") from None
     if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
         return None
     prefix = base.path.rstrip("/") + "/files/"
@@ -209,12 +214,19 @@ async def upload_file(call: Call) -> dict[str, Any]:
     settings = call.runtime.settings
     _precheck_length(call)
     raw_name = call.request.headers.get("ga-filename", "")
+    writer = call.runtime.blobs.writer(limit=settings.max_file_size)
     try:
-        blob = await call.runtime.blobs.write(call.request.stream(), limit=settings.max_file_size)
+        async for chunk in call.request.stream():
+            await writer.write(chunk)
+        if writer.size == 0:
+            raise validation_failed("'file' is required")
+        blob = await writer.commit()
     except SizeLimitExceeded as exc:
+        await writer.abort()
         raise too_large(exc.size, exc.limit) from None
-    if blob.size == 0:
-        raise validation_failed("'file' is required")
+    except BaseException:
+        await writer.abort()
+        raise
     declared = call.request.headers.get("content-type")
     name = filenames.clean_name(raw_name)
     mime = filenames.guess_mime(name, declared) if name else filenames.guess_mime("", declared)
