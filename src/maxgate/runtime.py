@@ -137,6 +137,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.outbox.close()
+        if self.limiter is not None:
+            self.limiter.close()
         await self.upstream.stop()
         if self._http is not None:
             await self._http.aclose()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
+import coredis
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import ConfigurationError as LimitsConfigurationError
@@ -54,11 +56,22 @@ class RateLimiter:
         self._items: dict[str, RateLimitItemPerSecond] = {}
         # The async storages of `limits` are the same URIs with an "async+" scheme prefix.
         uri = storage if storage.startswith("async+") else "async+" + storage
+        options: dict[str, Any] = {}
+        self._pool: coredis.ConnectionPool | None = None
+        if uri.startswith("async+redis://"):
+            # `limits` cannot close its Redis connections; owning the pool lets close() do it.
+            self._pool = coredis.ConnectionPool.from_url(uri.removeprefix("async+"))
+            options["connection_pool"] = self._pool
         try:
-            backend = storage_from_string(uri)
+            backend = storage_from_string(uri, **options)
         except (LimitsConfigurationError, ValueError) as exc:
             raise ConfigError(f"setting rate_limit_storage: {exc}") from exc
         self._limiter = MovingWindowRateLimiter(backend)
+
+    def close(self) -> None:
+        """Close the Redis connections, if any."""
+        if self._pool is not None:
+            self._pool.disconnect()
 
     def rate(self, method: str) -> int:
         """Requests per second allowed for a method (lower-cased name)."""
