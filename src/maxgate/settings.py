@@ -23,7 +23,16 @@ from typing import Any
 
 from maxgate.errors import ConfigError
 
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+}
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_FILE_SIZE_CAP = 4 * 1024**3  # MAX's own limit for files
 
@@ -38,10 +47,22 @@ def parse_size(value: str | int) -> int:
     return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
 
 
+def format_size(size: int) -> str:
+    """A size as people write it: ``5GB``, ``100MB``, ``512KB`` or bytes."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size} bytes"
+
+
 def parse_duration(value: str | int | float) -> float:
     """Parse ``15d``, ``12h``, ``30m``, ``45s`` or a plain number of seconds."""
     if isinstance(value, int | float):
         return float(value)
+    try:
+        return float(value)  # plain seconds, also as written by to_environ (1e-05, 8.64e+16)
+    except ValueError:
+        pass
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
     if not match:
         raise ValueError(f"expected a duration such as 15d, 12h or 30s, got {value!r}")
@@ -132,7 +153,7 @@ class Setting:
     def show_default(self) -> str:
         """The default as the docs and --help print it."""
         if self.kind == "secret":
-            return "(generated, kept in the data dir)" if self.name == "link_key" else "(none)"
+            return "(generated, kept in the data dir)"
         if self.default in ("", ()):
             return "(empty)"
         return str(self.default)
@@ -399,9 +420,15 @@ def load_settings(
         values[s.name] = s.parse(values[s.name])
     settings = Settings(**values)
     if not 0 < settings.max_file_size <= MAX_FILE_SIZE_CAP:
-        raise ConfigError("setting max_file_size: expected a size between 1 byte and 4GB")
+        raise ConfigError(
+            f"setting max_file_size ({setting('max_file_size').env}): expected a size between "
+            f"1 byte and 4GB, got {format_size(settings.max_file_size)}"
+        )
     if settings.file_retention <= 0:
-        raise ConfigError("setting file_retention: expected a positive duration")
+        raise ConfigError(
+            f"setting file_retention ({setting('file_retention').env}): expected a positive "
+            f"duration, got {settings.file_retention:g} seconds"
+        )
     if generate_secrets:
         settings = _with_generated_secrets(settings)
     return settings

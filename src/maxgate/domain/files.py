@@ -67,7 +67,7 @@ class Files:
         self.retention = retention
         self.max_size = max_size
         self.fetch_timeout = fetch_timeout
-        self._inflight: dict[str, asyncio.Future[FileRecord]] = {}
+        self._inflight: dict[str, asyncio.Task[FileRecord]] = {}
 
     async def thumbnail_for(self, blob: StoredBlob, mime_type: str) -> str:
         """The ``jpegThumbnail`` of an image blob (``""`` for other kinds), computed once."""
@@ -169,29 +169,35 @@ class Files:
     async def materialize(self, file: FileRecord) -> FileRecord:
         """Make a file's bytes present in the blob store; one upstream fetch per file at once.
 
-        Raises ``UpstreamError`` (``UpstreamFileGone`` when the messenger lost it) if the bytes
-        are neither here nor obtainable in time.
+        The fetch runs in its own task, so a caller that gives up (a client hanging up) does
+        not fail the others waiting for the same file. Raises ``UpstreamError``
+        (``UpstreamFileGone`` when the messenger lost it) if the bytes are neither here nor
+        obtainable in time.
         """
-        if (
+        if await self._present(file):
+            return file
+        task = self._inflight.get(file.id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._refresh_and_fetch(file.id))
+            self._inflight[file.id] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(file.id, None))
+        return await asyncio.wait_for(asyncio.shield(task), timeout=self.fetch_timeout + 5)
+
+    async def _present(self, file: FileRecord) -> bool:
+        return bool(
             file.state == "stored"
             and file.sha256
             and await self.blobs.exists(blob_key(file.sha256))
-        ):
-            return file
-        pending = self._inflight.get(file.id)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._inflight[file.id] = pending
-            try:
-                pending.set_result(await self._fetch(file))
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # mark retrieved: waiters may be none
-                raise
-            finally:
-                del self._inflight[file.id]
-            return pending.result()
-        return await asyncio.wait_for(asyncio.shield(pending), timeout=self.fetch_timeout)
+        )
+
+    async def _refresh_and_fetch(self, file_id: str) -> FileRecord:
+        # The caller's record may be stale (another process, or a fetch that just finished).
+        fresh = await self.get(file_id)
+        if fresh is None:
+            raise UpstreamError("the file no longer exists")
+        if await self._present(fresh):
+            return fresh
+        return await self._fetch(fresh)
 
     async def _fetch(self, file: FileRecord) -> FileRecord:
         if file.upstream_ref is None and file.sha256 is None:
@@ -217,6 +223,7 @@ class Files:
         }
         if not file.thumbnail:
             changes["thumbnail"] = await self.thumbnail_for(blob, file.mime_type)
+        changes.update(fetch_attempts=0, retry_at=0.0)
         async with self.db.write() as conn:
             await self.record_blob(conn, blob)
             await conn.execute(t.files.update().where(t.files.c.id == file.id).values(**changes))
@@ -227,14 +234,17 @@ class Files:
     async def mirror_pending(self, *, batch: int = 20) -> int:
         """Eager mirroring: fetch the bytes of files that only the messenger holds.
 
-        Returns how many were stored; failures stay ``remote`` and are retried on demand.
+        Returns how many were stored. A file that fails is retried later with a growing delay
+        (one minute, doubling, at most a day), so lost files never starve newer ones; it can
+        still be materialised on demand at any time.
         """
+        now = time.time()
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
                     sa.select(t.files)
-                    .where(t.files.c.state == "remote")
-                    .order_by(t.files.c.created_at)
+                    .where(t.files.c.state == "remote", t.files.c.retry_at <= now)
+                    .order_by(t.files.c.retry_at, t.files.c.created_at)
                     .limit(batch)
                 )
             ).all()
@@ -244,5 +254,11 @@ class Files:
                 await self.materialize(row_to_file(row))
                 stored += 1
             except UpstreamError:
-                continue
+                delay = min(86400.0, 60.0 * 2.0**row.fetch_attempts)
+                async with self.db.write() as conn:
+                    await conn.execute(
+                        t.files.update()
+                        .where(t.files.c.id == row.id)
+                        .values(fetch_attempts=row.fetch_attempts + 1, retry_at=now + delay)
+                    )
         return stored

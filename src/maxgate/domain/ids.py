@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import secrets
+import threading
 import time
 
 FIRST_INSTANCE_ID = 3100000001  # MAX instances start with 31 (spec §1.2)
-_counter = itertools.count(secrets.randbelow(1000))
+
+# idMessage = milliseconds (13 digits) + a tag of this process (2 digits) + a sequence within the
+# millisecond (3 digits). Within a process ids strictly increase (when a millisecond's 1000 are
+# used up, the next millisecond is borrowed); two processes differ by their tag.
+_PROCESS_TAG = secrets.randbelow(100)
+_lock = threading.Lock()
+_last = [0, -1]  # [millisecond, sequence]
 
 
 def new_instance_token() -> str:
@@ -28,8 +34,18 @@ def token_matches(token: str, stored_hash: str) -> bool:
 
 
 def new_message_id() -> str:
-    """An opaque, increasing, all-digit idMessage (milliseconds and a rolling counter)."""
-    return f"{int(time.time() * 1000)}{next(_counter) % 1000:03d}"
+    """An opaque, all-digit idMessage, strictly increasing within this process."""
+    with _lock:
+        now = int(time.time() * 1000)
+        millisecond, sequence = _last
+        if now > millisecond:
+            millisecond, sequence = now, 0
+        else:
+            sequence += 1
+            if sequence > 999:
+                millisecond, sequence = millisecond + 1, 0
+        _last[:] = [millisecond, sequence]
+    return f"{millisecond}{_PROCESS_TAG:02d}{sequence:03d}"
 
 
 def new_file_id() -> str:

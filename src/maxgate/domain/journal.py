@@ -17,6 +17,7 @@ from maxgate.blobs import StoredBlob
 from maxgate.domain import ids
 from maxgate.domain.files import Files, row_to_file
 from maxgate.domain.records import Instance, Message
+from maxgate.errors import StoreConflict
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
 from maxgate.upstream.base import InboundMessage
@@ -91,6 +92,29 @@ class Journal:
         quoted_id: str | None = None,
     ) -> Message:
         """Journal an outgoing API message and queue it for the messenger, atomically."""
+        for attempt in range(3):
+            try:
+                return await self._record_outgoing(
+                    instance, chat_id, text, blob, file_name, mime_type, type_message, caption,
+                    quoted_id,
+                )  # fmt: skip
+            except StoreConflict:
+                if attempt == 2:  # another process drew the same idMessage in the same ms
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _record_outgoing(
+        self,
+        instance: Instance,
+        chat_id: str,
+        text: str | None,
+        blob: StoredBlob | None,
+        file_name: str,
+        mime_type: str,
+        type_message: str,
+        caption: str,
+        quoted_id: str | None,
+    ) -> Message:
         id_message = ids.new_message_id()
         file_id = None
         thumbnail = await self.files.thumbnail_for(blob, mime_type) if blob is not None else ""
@@ -136,6 +160,15 @@ class Journal:
 
     async def on_message(self, message: InboundMessage) -> None:
         """Journal an inbound message (idempotent: a repeated idMessage is ignored)."""
+        try:
+            new = await self._journal_inbound(message)
+        except StoreConflict:
+            return  # the same message, journaled at the same moment by another process
+        if new and message.file is not None:
+            self.on_remote_file()
+
+    async def _journal_inbound(self, message: InboundMessage) -> bool:
+        """Write an inbound message; False when it was already journaled."""
         async with self.db.write() as conn:
             exists = (
                 await conn.execute(
@@ -147,7 +180,7 @@ class Journal:
                 )
             ).first()
             if exists:
-                return
+                return False
             file_id = None
             if message.file is not None:
                 file_row = self.files.remote_row(message.instance_id, message.file)
@@ -176,8 +209,7 @@ class Journal:
                 name=message.chat_name,
                 phone=message.sender_phone if message.chat_type == "user" else 0,
             )
-        if message.file is not None:
-            self.on_remote_file()
+        return True
 
     async def on_status(self, instance_id: int, chat_id: str, id_message: str, status: str) -> None:
         """Advance an outgoing message's status (never backwards, except to failed)."""

@@ -1,15 +1,19 @@
 """The outgoing queue: a durable outbox table drained by a worker, paced per instance.
 
-Each entry is claimed with a conditional UPDATE (``pending`` → ``sending``), so several server
-processes can drain one database without sending a message twice. Entries left ``sending`` by a
-crash go back to ``pending`` on start (at-least-once; the messenger side drops a repeated
-idMessage). Each instance sends at most one message per ``delaySendMessagesMilliseconds``.
+Claiming happens in one write transaction that holds the instance's row (``FOR UPDATE`` on
+PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises all writers): an entry is claimed only when
+the instance has no entry ``sending`` and its ``next_send_at`` has come, and the claim moves
+``next_send_at`` on by ``delaySendMessagesMilliseconds``. So however many server processes drain
+one database, an instance's messages leave one at a time, in order, and paced. Entries a crash
+left ``sending`` go back to ``pending`` once their claim is older than ``STALE_CLAIM`` (and on
+start); delivery is at-least-once, and the messenger side drops a repeated idMessage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -28,6 +32,7 @@ from maxgate.upstream.base import Upstream
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+STALE_CLAIM = 600.0  # a send in flight longer than this is presumed dead (crashed process)
 
 
 class Outbox:
@@ -47,7 +52,6 @@ class Outbox:
         self.files = files
         self.upstream = upstream
         self.wake = asyncio.Event()
-        self._next_at: dict[int, float] = {}
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -55,11 +59,17 @@ class Outbox:
         """Something was queued: look at the outbox now instead of at the next tick."""
         self.wake.set()
 
-    async def recover(self) -> None:
-        """Return entries a crash left half-sent to the queue."""
+    async def recover(self, *, older_than: float = STALE_CLAIM) -> None:
+        """Return entries a crash left half-sent (claimed over ``older_than`` ago) to the queue."""
+        cutoff = time.time() - older_than
         async with self.db.write() as conn:
             await conn.execute(
-                t.outbox.update().where(t.outbox.c.state == "sending").values(state="pending")
+                t.outbox.update()
+                .where(
+                    t.outbox.c.state == "sending",
+                    sa.or_(t.outbox.c.claimed_at.is_(None), t.outbox.c.claimed_at <= cutoff),
+                )
+                .values(state="pending")
             )
 
     async def run(self, *, tick: float = 1.0) -> None:
@@ -80,16 +90,23 @@ class Outbox:
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
-                    sa.select(t.outbox.c.instance_id, sa.func.min(t.outbox.c.not_before))
+                    sa.select(
+                        t.outbox.c.instance_id,
+                        sa.func.min(t.outbox.c.not_before),
+                        sa.func.max(t.instances.c.next_send_at),
+                    )
+                    .select_from(
+                        t.outbox.join(t.instances, t.instances.c.id == t.outbox.c.instance_id)
+                    )
                     .where(t.outbox.c.state == "pending")
                     .group_by(t.outbox.c.instance_id)
                 )
             ).all()
         wait = 1.0
-        for instance_id, not_before in rows:
+        for instance_id, not_before, next_send_at in rows:
             if instance_id in self._busy:
                 continue
-            due = max(not_before, self._next_at.get(instance_id, 0.0))
+            due = max(not_before, next_send_at or 0.0)
             if due > now:
                 wait = min(wait, due - now)
                 continue
@@ -106,12 +123,6 @@ class Outbox:
                 if entry is None:
                     return
                 await self._send(entry)
-                instance = await self.instances.get(instance_id)
-                delay = 0.5
-                if instance is not None:
-                    delay = int(instance.settings["delaySendMessagesMilliseconds"]) / 1000
-                self._next_at[instance_id] = time.time() + delay
-                await asyncio.sleep(delay)
         except MaxgateError:
             log.exception("sending for instance %s failed", instance_id)
         finally:
@@ -119,8 +130,26 @@ class Outbox:
             self.wake.set()
 
     async def _claim(self, instance_id: int) -> Any:
+        """Claim the instance's next entry if its turn has come; None otherwise."""
         now = time.time()
         async with self.db.write() as conn:
+            lock = sa.select(t.instances.c.next_send_at, t.instances.c.settings).where(
+                t.instances.c.id == instance_id
+            )
+            if self.db.dialect == "postgresql":
+                lock = lock.with_for_update()
+            owner = (await conn.execute(lock)).first()
+            if owner is None or owner.next_send_at > now:
+                return None
+            in_flight = (
+                await conn.execute(
+                    sa.select(t.outbox.c.id)
+                    .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "sending")
+                    .limit(1)
+                )
+            ).first()
+            if in_flight is not None:
+                return None  # order: the previous message is still being handed over
             row = (
                 await conn.execute(
                     sa.select(t.outbox)
@@ -135,17 +164,25 @@ class Outbox:
             ).first()
             if row is None:
                 return None
-            claimed = await conn.execute(
+            await conn.execute(
                 t.outbox.update()
-                .where(t.outbox.c.id == row.id, t.outbox.c.state == "pending")
-                .values(state="sending", attempts=row.attempts + 1)
+                .where(t.outbox.c.id == row.id)
+                .values(state="sending", attempts=row.attempts + 1, claimed_at=now)
             )
-            return row if claimed.rowcount == 1 else None
+            delay = int(json.loads(owner.settings).get("delaySendMessagesMilliseconds", 500))
+            await conn.execute(
+                t.instances.update()
+                .where(t.instances.c.id == instance_id)
+                .values(next_send_at=now + delay / 1000)
+            )
+            return row
 
     async def _send(self, entry: Any) -> None:
         message = await self.journal.get_by_pk(entry.message_id)
         instance = await self.instances.get(entry.instance_id)
         if message is None or instance is None or instance.deleted:
+            if message is not None:
+                await self.journal.fail(message, "the instance was deleted")
             await self._finish(entry.id)
             return
         try:

@@ -25,6 +25,8 @@ instances = sa.Table(
     sa.Column("settings", sa.Text, nullable=False, server_default="{}"),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("deleted_at", sa.Float, nullable=True),
+    # Pacing of the outgoing queue, shared by every server process (delaySendMessagesMilliseconds).
+    sa.Column("next_send_at", sa.Float, nullable=False, server_default="0"),
 )
 
 chats = sa.Table(
@@ -53,6 +55,9 @@ files = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("stored_at", sa.Float, nullable=True),
     sa.Column("expires_at", sa.Float, nullable=False),
+    # Eager mirroring backs off from files the messenger would not deliver.
+    sa.Column("fetch_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retry_at", sa.Float, nullable=False, server_default="0"),
     sa.Index("ix_files_sha256", "sha256"),
     sa.Index("ix_files_state_expires", "state", "expires_at"),
 )
@@ -103,6 +108,7 @@ outbox = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("not_before", sa.Float, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("claimed_at", sa.Float, nullable=True),
     sa.Index("ix_outbox_state_instance", "state", "instance_id", "id"),
 )
 

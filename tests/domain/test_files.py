@@ -1,0 +1,297 @@
+"""Files: materialising bytes from the messenger, once per file, within the size cap; mirroring.
+
+The messenger is a small fake whose ``fetch_file`` streams known bytes (slowly when asked) and
+counts its calls; the store and the blob store are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from maxgate.blobs import BlobStore, blob_key
+from maxgate.domain.files import Files
+from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.errors import SizeLimitExceeded, UpstreamError, UpstreamFileGone
+from maxgate.store import tables as t
+from maxgate.store.database import Database
+from maxgate.upstream.base import InboundFile, InboundSink
+
+INSTANCE = 3100000001
+
+
+class FileUpstream:
+    """A messenger that holds some files' bytes, fetches them slowly, and counts fetches."""
+
+    kind = "fake"
+
+    def __init__(self, *, delay: float = 0.0) -> None:
+        self.held: dict[str, bytes] = {}
+        self.delay = delay
+        self.fetches: list[str | None] = []
+
+    async def start(self, sink: InboundSink) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(
+        self, instance: Instance, message: Message, body: AsyncIterator[bytes] | None
+    ) -> str:
+        raise UpstreamError("not used here")
+
+    async def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
+        self.fetches.append(file.upstream_ref)
+        await asyncio.sleep(self.delay)
+        data = self.held.get(file.upstream_ref or "")
+        if data is None:
+            raise UpstreamFileGone("the messenger no longer has this file")
+        for start in range(0, len(data), 4096):
+            yield data[start : start + 4096]
+            await asyncio.sleep(0)
+
+    async def check_account(self, phone: int) -> str | None:
+        return None
+
+
+@pytest.fixture
+def upstream() -> FileUpstream:
+    return FileUpstream(delay=0.05)
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    return BlobStore((tmp_path / "blobs").as_uri())
+
+
+@pytest.fixture
+def files(db: Database, blobs: BlobStore, upstream: FileUpstream) -> Files:
+    return Files(db, blobs, upstream, retention=3600.0, max_size=64 * 1024, fetch_timeout=10.0)
+
+
+async def _remote(
+    files: Files, upstream: FileUpstream, ref: str, data: bytes | None, **changes: Any
+) -> FileRecord:
+    """A file only the messenger holds (``data`` None: the messenger lost it)."""
+    if data is not None:
+        upstream.held[ref] = data
+    row = files.remote_row(INSTANCE, InboundFile(ref, f"{ref}.bin", "application/pdf", None))
+    row.update(changes)
+    async with files.db.write() as conn:
+        await conn.execute(t.files.insert().values(**row))
+    found = await files.get(row["id"])
+    assert found is not None
+    return found
+
+
+async def _count(db: Database, table: sa.Table) -> int:
+    async with db.read() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+async def _read(files: Files, file: FileRecord) -> bytes:
+    return b"".join([chunk async for chunk in await files.open(file)])
+
+
+async def test_materialize_stores_a_remote_file(files: Files, upstream: FileUpstream) -> None:
+    data = b"%PDF-1.7 " + bytes(range(256)) * 40
+    remote = await _remote(files, upstream, "ref-a", data, expires_at=time.time() + 10)
+    assert remote.state == "remote" and remote.sha256 is None
+
+    before = time.time()
+    stored = await files.materialize(remote)
+    assert stored.id == remote.id and stored.state == "stored"
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.size == len(data)
+    assert stored.stored_at is not None and stored.stored_at >= before
+    assert stored.expires_at >= before + 3600 - 1  # extended to a full retention
+    assert stored == await files.get(remote.id)
+    assert await files.blobs.read_all(blob_key(stored.sha256)) == data
+    assert await _count(files.db, t.blobs) == 1
+    assert await _read(files, stored) == data
+    assert upstream.fetches == ["ref-a"]
+
+    again = await files.materialize(stored)  # present: no second fetch
+    assert again == stored
+    assert upstream.fetches == ["ref-a"]
+
+
+async def test_materialize_never_shortens_retention(files: Files, upstream: FileUpstream) -> None:
+    far = time.time() + 10 * 86400
+    remote = await _remote(files, upstream, "ref-far", b"abc", expires_at=far)
+    stored = await files.materialize(remote)
+    assert stored.expires_at == pytest.approx(far)
+
+
+async def test_an_evicted_file_comes_back(files: Files, upstream: FileUpstream) -> None:
+    remote = await _remote(files, upstream, "ref-e", b"evicted bytes", state="evicted")
+    stored = await files.materialize(remote)
+    assert stored.state == "stored" and await _read(files, stored) == b"evicted bytes"
+
+
+async def test_a_stored_file_whose_bytes_vanished_is_fetched_again(
+    files: Files, upstream: FileUpstream
+) -> None:
+    stored = await files.materialize(await _remote(files, upstream, "ref-v", b"vanishing"))
+    assert stored.sha256 is not None
+    await files.blobs.delete(blob_key(stored.sha256))
+    again = await files.materialize(stored)
+    assert again.state == "stored" and await _read(files, again) == b"vanishing"
+    assert upstream.fetches == ["ref-v", "ref-v"]
+
+
+async def test_concurrent_materialize_calls_fetch_once(
+    files: Files, upstream: FileUpstream
+) -> None:
+    data = b"x" * 50_000
+    remote = await _remote(files, upstream, "ref-many", data)
+    results = await asyncio.gather(*(files.materialize(remote) for _ in range(20)))
+    assert upstream.fetches == ["ref-many"]
+    assert all(r.state == "stored" and r.sha256 == results[0].sha256 for r in results)
+    assert await _count(files.db, t.blobs) == 1
+    assert await _read(files, results[0]) == data
+
+
+async def test_a_lost_file_fails_every_waiter_and_stores_nothing(
+    files: Files, upstream: FileUpstream, blobs: BlobStore
+) -> None:
+    remote = await _remote(files, upstream, "ref-gone", None)
+    results = await asyncio.gather(
+        *(files.materialize(remote) for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(r, UpstreamFileGone) for r in results), results
+    assert upstream.fetches == ["ref-gone"]
+    fresh = await files.get(remote.id)
+    assert fresh is not None and fresh.state == "remote" and fresh.sha256 is None
+    assert await _count(files.db, t.blobs) == 0
+    root = blobs.local_path(blob_key("0" * 64))
+    assert root is not None
+    assert not any(p.is_file() for p in root.parents[3].rglob("*"))  # no blob, no temp
+
+    # a failure is not remembered: the next request asks the messenger again
+    upstream.held["ref-gone"] = b"found it after all"
+    stored = await files.materialize(remote)
+    assert stored.state == "stored" and upstream.fetches == ["ref-gone", "ref-gone"]
+
+
+async def test_the_size_cap_applies_to_messenger_fetches(
+    files: Files, upstream: FileUpstream
+) -> None:
+    remote = await _remote(files, upstream, "ref-big", b"b" * (64 * 1024 + 1))
+    results = await asyncio.gather(
+        *(files.materialize(remote) for _ in range(3)), return_exceptions=True
+    )
+    for result in results:
+        assert isinstance(result, UpstreamError | SizeLimitExceeded), results
+        assert isinstance(result, SizeLimitExceeded) or isinstance(
+            result.__cause__, SizeLimitExceeded
+        )
+    assert upstream.fetches == ["ref-big"]
+    fresh = await files.get(remote.id)
+    assert fresh is not None and fresh.state == "remote"
+    assert await _count(files.db, t.blobs) == 0
+
+    exact = await _remote(files, upstream, "ref-exact", b"e" * (64 * 1024))
+    assert (await files.materialize(exact)).size == 64 * 1024
+
+
+async def test_a_file_without_bytes_or_reference_is_an_upstream_error(
+    files: Files, upstream: FileUpstream
+) -> None:
+    orphan = await _remote(files, upstream, "ref-o", None, upstream_ref=None)
+    with pytest.raises(UpstreamError):
+        await files.materialize(orphan)
+    assert upstream.fetches == []
+
+
+async def test_a_slow_messenger_times_out(db: Database, blobs: BlobStore) -> None:
+    slow = FileUpstream(delay=5.0)
+    files = Files(db, blobs, slow, retention=3600.0, max_size=1024, fetch_timeout=0.2)
+    remote = await _remote(files, slow, "ref-slow", b"late")
+    started = time.monotonic()
+    with pytest.raises(UpstreamError, match="in time"):
+        await files.materialize(remote)
+    assert time.monotonic() - started < 2
+
+
+async def test_mirror_pending_stores_remote_files(files: Files, upstream: FileUpstream) -> None:
+    upstream.delay = 0.0
+    made = [await _remote(files, upstream, f"ref-{n}", f"file {n}".encode()) for n in range(5)]
+    lost = await _remote(files, upstream, "ref-lost", None)
+
+    assert await files.mirror_pending() == 5
+    for remote in made:
+        fresh = await files.get(remote.id)
+        assert fresh is not None and fresh.state == "stored"
+        assert await _read(files, fresh) == f"file {made.index(remote)}".encode()
+    gone = await files.get(lost.id)
+    assert gone is not None and gone.state == "remote"  # still materialisable on demand
+    assert await files.mirror_pending() == 0  # ...but eager mirroring backs off from it
+    assert sorted(upstream.fetches, key=str) == sorted(
+        [*(f"ref-{n}" for n in range(5)), "ref-lost"], key=str
+    )
+    async with files.db.read() as conn:
+        row = (await conn.execute(sa.select(t.files).where(t.files.c.id == lost.id))).one()
+    assert row.fetch_attempts == 1 and row.retry_at > time.time() + 30
+
+
+async def test_mirror_pending_works_in_batches(files: Files, upstream: FileUpstream) -> None:
+    upstream.delay = 0.0
+    for n in range(5):
+        await _remote(files, upstream, f"ref-{n}", b"batch")
+    assert await files.mirror_pending(batch=2) == 2
+    assert await files.mirror_pending(batch=2) == 2
+    assert await files.mirror_pending(batch=2) == 1
+    assert await files.mirror_pending(batch=2) == 0
+
+
+async def test_an_oversized_remote_file_does_not_stop_mirroring(
+    files: Files, upstream: FileUpstream
+) -> None:
+    upstream.delay = 0.0
+    await _remote(files, upstream, "ref-huge", b"h" * (64 * 1024 + 1))
+    fine = await _remote(files, upstream, "ref-fine", b"fine")
+    assert await files.mirror_pending() == 1
+    fresh = await files.get(fine.id)
+    assert fresh is not None and fresh.state == "stored"
+
+
+async def test_lost_files_do_not_starve_newer_ones(files: Files, upstream: FileUpstream) -> None:
+    upstream.delay = 0.0
+    for n in range(2):
+        await _remote(files, upstream, f"ref-lost-{n}", None, created_at=time.time() - 60 + n)
+    fine = await _remote(files, upstream, "ref-fine", b"fine")
+    for _ in range(3):  # as the runtime's mirror loop does, pass after pass
+        await files.mirror_pending(batch=2)
+    fresh = await files.get(fine.id)
+    assert fresh is not None and fresh.state == "stored"
+
+
+async def test_a_cancelled_first_caller_does_not_fail_the_others(
+    files: Files, upstream: FileUpstream
+) -> None:
+    upstream.delay = 0.5
+    remote = await _remote(files, upstream, "ref-c", b"shared")
+    first = asyncio.create_task(files.materialize(remote))
+    await asyncio.sleep(0.05)  # the first caller now leads the fetch
+    second = asyncio.create_task(files.materialize(remote))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    [result] = await asyncio.gather(second, return_exceptions=True)
+    assert isinstance(result, FileRecord) and result.state == "stored"
+
+
+async def test_a_stale_record_does_not_fetch_twice(files: Files, upstream: FileUpstream) -> None:
+    upstream.delay = 0.0
+    remote = await _remote(files, upstream, "ref-stale", b"once")
+    await files.materialize(remote)
+    await files.materialize(remote)  # e.g. a download that read the row before the mirror ran
+    assert upstream.fetches == ["ref-stale"]

@@ -1,0 +1,419 @@
+"""The outgoing queue: order, pacing, crash recovery, retries, clearing and exclusive claims.
+
+The messenger is a small fake implementing the ``Upstream`` protocol that records what it was
+handed and when; everything else (store, journal, outbox) is real, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from maxgate.blobs import BlobStore
+from maxgate.domain import outbox as outbox_module
+from maxgate.domain.files import Files
+from maxgate.domain.instances import Instances
+from maxgate.domain.journal import Journal
+from maxgate.domain.outbox import MAX_ATTEMPTS, Outbox
+from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.errors import UpstreamError, UpstreamFileGone
+from maxgate.store import tables as t
+from maxgate.store.database import Database
+from maxgate.upstream.base import InboundSink
+
+CONTACT = "20000001"
+
+
+@dataclasses.dataclass
+class Sent:
+    instance_id: int
+    id_message: str
+    at: float
+    body: bytes | None
+
+
+class FakeUpstream:
+    """Records every send; fails the first ``failures`` sends (all of them if None)."""
+
+    kind = "fake"
+
+    def __init__(self, *, failures: int | None = 0, error: str = "messenger down") -> None:
+        self.sent: list[Sent] = []
+        self.failures = failures
+        self.error = error
+
+    async def start(self, sink: InboundSink) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(
+        self, instance: Instance, message: Message, body: AsyncIterator[bytes] | None
+    ) -> str:
+        data = b"".join([chunk async for chunk in body]) if body is not None else None
+        self.sent.append(Sent(instance.id, message.id_message, time.monotonic(), data))
+        if self.failures is None or len(self.sent) <= self.failures:
+            raise UpstreamError(self.error)
+        return "upstream-" + message.id_message
+
+    async def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
+        raise UpstreamFileGone("the fake keeps nothing")
+        yield b""  # pragma: no cover - makes this an async generator
+
+    async def check_account(self, phone: int) -> str | None:
+        return None
+
+
+@dataclasses.dataclass
+class Gateway:
+    """The parts the outbox works with, on one database."""
+
+    db: Database
+    instances: Instances
+    files: Files
+    journal: Journal
+    outbox: Outbox
+    upstream: FakeUpstream
+
+
+@pytest.fixture
+async def make_gateway(
+    db_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Build gateways on the same (migrated) database, each with its own connection pool."""
+    built: list[Gateway] = []
+
+    async def make(upstream: FakeUpstream | None = None) -> Gateway:
+        db = Database(db_url)
+        await db.migrate()
+        upstream = upstream or FakeUpstream()
+        instances = Instances(db)
+        blobs = BlobStore((tmp_path / "blobs").as_uri())
+        files = Files(db, blobs, upstream, retention=3600.0, max_size=1024**2)
+        journal = Journal(db, files)
+        outbox = Outbox(db, instances, journal, files, upstream)
+        journal.on_outbox = outbox.notify
+        gateway = Gateway(db, instances, files, journal, outbox, upstream)
+        built.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in built:
+        await gateway.outbox.close()
+        await gateway.db.close()
+
+
+@pytest.fixture
+async def gw(make_gateway: Callable[..., Awaitable[Gateway]]) -> Gateway:
+    return await make_gateway()
+
+
+@contextlib.asynccontextmanager
+async def running(*outboxes: Outbox, tick: float = 0.05) -> AsyncIterator[None]:
+    """Run the outboxes' workers for the duration of the block."""
+    tasks = [asyncio.create_task(o.run(tick=tick)) for o in outboxes]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for outbox in outboxes:
+            await outbox.close()
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 10.0) -> None:
+    """Poll ``check`` (sync or async) until it is true, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+async def _instance(gw: Gateway, delay_ms: int) -> Instance:
+    instance, _ = await gw.instances.create(
+        name="sender", settings={"delaySendMessagesMilliseconds": delay_ms}
+    )
+    return instance
+
+
+async def _queue(gw: Gateway, instance: Instance, count: int) -> list[Message]:
+    return [
+        await gw.journal.record_outgoing(instance, CONTACT, text=f"message {n}")
+        for n in range(count)
+    ]
+
+
+async def _outbox_rows(db: Database) -> list[Any]:
+    async with db.read() as conn:
+        return list((await conn.execute(sa.select(t.outbox).order_by(t.outbox.c.id))).all())
+
+
+async def _no_rows(db: Database) -> bool:
+    return not await _outbox_rows(db)
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_messages_go_out_in_order_per_instance(gw: Gateway) -> None:
+    alice = await _instance(gw, 0)
+    bob = await _instance(gw, 0)
+    queued_a = await _queue(gw, alice, 6)
+    queued_b = await _queue(gw, bob, 4)
+    async with running(gw.outbox):
+        await eventually(lambda: len(gw.upstream.sent) >= 10)
+        await eventually(lambda: _no_rows(gw.db))
+    sent = gw.upstream.sent
+    assert [s.id_message for s in sent if s.instance_id == alice.id] == [
+        m.id_message for m in queued_a
+    ]
+    assert [s.id_message for s in sent if s.instance_id == bob.id] == [
+        m.id_message for m in queued_b
+    ]
+    assert len(sent) == 10
+    assert await _outbox_rows(gw.db) == []
+    for message in queued_a + queued_b:
+        fresh = await gw.journal.get_by_pk(message.pk)
+        assert fresh is not None and fresh.status == "sent"
+    async with gw.db.read() as conn:
+        upstream_ids = set((await conn.execute(sa.select(t.messages.c.upstream_id))).scalars())
+    assert upstream_ids == {"upstream-" + m.id_message for m in queued_a + queued_b}
+
+
+async def test_a_file_message_hands_its_bytes_to_the_upstream(gw: Gateway) -> None:
+    alice = await _instance(gw, 0)
+    blob = await gw.files.blobs.write(_chunks(b"the bytes of a file" * 100))
+    await gw.journal.record_outgoing(
+        alice, CONTACT, blob=blob, file_name="f.bin", mime_type="application/octet-stream"
+    )
+    async with running(gw.outbox):
+        await eventually(lambda: len(gw.upstream.sent) == 1)
+    assert gw.upstream.sent[0].body == b"the bytes of a file" * 100
+
+
+async def test_pacing_per_instance_and_instances_are_independent(gw: Gateway) -> None:
+    alice = await _instance(gw, 500)
+    bob = await _instance(gw, 500)
+    await _queue(gw, alice, 2)
+    await _queue(gw, bob, 2)
+    async with running(gw.outbox):
+        await eventually(lambda: len(gw.upstream.sent) >= 4)
+    a = [s.at for s in gw.upstream.sent if s.instance_id == alice.id]
+    b = [s.at for s in gw.upstream.sent if s.instance_id == bob.id]
+    assert a[1] - a[0] >= 0.45
+    assert b[1] - b[0] >= 0.45
+    # Neither waits for the other's delay: each one's first send precedes the other's second.
+    # (Ordering, not a timing tolerance: it holds however loaded the machine is.)
+    assert b[0] < a[1] and a[0] < b[1]
+
+
+async def test_pacing_applies_to_a_message_queued_after_a_send(gw: Gateway) -> None:
+    alice = await _instance(gw, 500)
+    async with running(gw.outbox):
+        await _queue(gw, alice, 1)
+        await eventually(lambda: len(gw.upstream.sent) == 1)
+        await _queue(gw, alice, 1)
+        await eventually(lambda: len(gw.upstream.sent) == 2)
+    assert gw.upstream.sent[1].at - gw.upstream.sent[0].at >= 0.45
+
+
+async def test_an_entry_left_sending_by_a_crash_is_recovered_and_sent_once(gw: Gateway) -> None:
+    alice = await _instance(gw, 0)
+    [message] = await _queue(gw, alice, 1)
+    async with gw.db.write() as conn:  # what a crash in the middle of a send leaves
+        await conn.execute(t.outbox.update().values(state="sending", attempts=1))
+
+    async with running(gw.outbox):
+        await asyncio.sleep(0.15)
+        assert gw.upstream.sent == []  # a half-sent entry is not picked up as such
+        await gw.outbox.recover()
+        assert [r.state for r in await _outbox_rows(gw.db)] == ["pending"]
+        gw.outbox.notify()
+        await eventually(lambda: len(gw.upstream.sent) == 1)
+        await eventually(lambda: _no_rows(gw.db))
+        await asyncio.sleep(0.1)
+    assert [s.id_message for s in gw.upstream.sent] == [message.id_message]
+    assert await _outbox_rows(gw.db) == []
+    fresh = await gw.journal.get_by_pk(message.pk)
+    assert fresh is not None and fresh.status == "sent"
+
+
+class JumpingClock:
+    """The outbox's wall clock, which the test moves forward past each backoff."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_a_failing_upstream_is_retried_with_backoff_then_failed(
+    make_gateway: Callable[..., Awaitable[Gateway]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = JumpingClock()
+    monkeypatch.setattr(outbox_module, "time", types.SimpleNamespace(time=clock.time))
+    gw = await make_gateway(FakeUpstream(failures=None, error="messenger down"))
+    alice = await _instance(gw, 0)
+    [message] = await _queue(gw, alice, 1)
+
+    backoffs: list[float] = []
+    async with running(gw.outbox):
+        for attempt in range(1, MAX_ATTEMPTS):
+            await eventually(lambda n=attempt: len(gw.upstream.sent) == n)
+
+            async def rescheduled() -> bool:
+                rows = await _outbox_rows(gw.db)
+                return len(rows) == 1 and rows[0].state == "pending"
+
+            await eventually(rescheduled)
+            [row] = await _outbox_rows(gw.db)
+            assert row.attempts == attempt
+            backoffs.append(row.not_before - clock.time())
+            await asyncio.sleep(0.1)
+            assert len(gw.upstream.sent) == attempt  # nothing is retried before its time
+            clock.offset += 100.0  # past the backoff (at most 60 s)
+            gw.outbox.notify()
+
+        async def failed() -> bool:
+            fresh = await gw.journal.get_by_pk(message.pk)
+            return fresh is not None and fresh.status == "failed"
+
+        await eventually(failed)
+        await eventually(lambda: _no_rows(gw.db))
+        await asyncio.sleep(0.1)
+    assert len(gw.upstream.sent) == MAX_ATTEMPTS
+    assert [round(b) for b in backoffs] == [2, 4, 8, 16]
+    fresh = await gw.journal.get_by_pk(message.pk)
+    assert fresh is not None and fresh.status_description == "messenger down"
+    assert await _outbox_rows(gw.db) == []
+
+
+async def test_a_transient_failure_is_retried_and_then_sent(
+    make_gateway: Callable[..., Awaitable[Gateway]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = JumpingClock()
+    monkeypatch.setattr(outbox_module, "time", types.SimpleNamespace(time=clock.time))
+    gw = await make_gateway(FakeUpstream(failures=1))
+    alice = await _instance(gw, 0)
+    [message] = await _queue(gw, alice, 1)
+    async with running(gw.outbox):
+        await eventually(lambda: len(gw.upstream.sent) == 1)
+
+        async def rescheduled() -> bool:
+            rows = await _outbox_rows(gw.db)
+            return len(rows) == 1 and rows[0].state == "pending" and rows[0].attempts == 1
+
+        await eventually(rescheduled)
+        clock.offset += 100.0
+        gw.outbox.notify()
+        await eventually(lambda: len(gw.upstream.sent) == 2)
+
+        async def sent() -> bool:
+            fresh = await gw.journal.get_by_pk(message.pk)
+            return fresh is not None and fresh.status == "sent"
+
+        await eventually(sent)
+        await eventually(lambda: _no_rows(gw.db))
+
+
+async def test_clear_marks_waiting_messages_failed(gw: Gateway) -> None:
+    alice = await _instance(gw, 0)
+    bob = await _instance(gw, 0)
+    queued = await _queue(gw, alice, 3)
+    [bobs] = await _queue(gw, bob, 1)
+    assert [m.id_message for m in await gw.outbox.pending(alice.id)] == [
+        m.id_message for m in queued
+    ]
+    assert await gw.outbox.count(alice.id) == 3
+
+    assert await gw.outbox.clear(alice.id) == 3
+    assert await gw.outbox.clear(alice.id) == 0
+    assert await gw.outbox.count(alice.id) == 0
+    assert await gw.outbox.pending(alice.id) == []
+    for message in queued:
+        fresh = await gw.journal.get_by_pk(message.pk)
+        assert fresh is not None and fresh.status == "failed"
+        assert fresh.status_description == "cleared from the queue"
+    assert await gw.outbox.count(bob.id) == 1  # other instances keep theirs
+    fresh_bob = await gw.journal.get_by_pk(bobs.pk)
+    assert fresh_bob is not None and fresh_bob.status == "pending"
+
+    async with running(gw.outbox):
+        await eventually(lambda: len(gw.upstream.sent) == 1)
+        await asyncio.sleep(0.1)
+    assert [s.instance_id for s in gw.upstream.sent] == [bob.id]
+
+
+async def test_messages_of_a_deleted_instance_are_dropped(gw: Gateway) -> None:
+    alice = await _instance(gw, 0)
+    await _queue(gw, alice, 2)
+    await gw.instances.delete(alice.id)
+    async with running(gw.outbox):
+        await eventually(lambda: _no_rows(gw.db))
+    assert gw.upstream.sent == []
+
+
+async def test_claiming_is_exclusive_between_two_outboxes(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+) -> None:
+    one = await make_gateway()
+    two = await make_gateway()  # another process on the same database
+    senders = [await _instance(one, 0) for _ in range(4)]
+    queued = [m for sender in senders for m in await _queue(one, sender, 6)]
+    async with running(one.outbox, two.outbox, tick=0.02):
+        await eventually(lambda: len(one.upstream.sent) + len(two.upstream.sent) >= len(queued))
+        await eventually(lambda: _no_rows(one.db))
+        await asyncio.sleep(0.2)
+    sent_ids = [s.id_message for s in one.upstream.sent + two.upstream.sent]
+    assert sorted(sent_ids) == sorted(m.id_message for m in queued)  # each exactly once
+    assert await _outbox_rows(one.db) == []
+
+
+async def test_concurrent_dispatches_never_hand_out_an_entry_twice(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+) -> None:
+    gateways = [await make_gateway() for _ in range(3)]
+    sender = await _instance(gateways[0], 0)
+    queued = await _queue(gateways[0], sender, 10)
+    for _round in range(40):
+        await asyncio.gather(*(g.outbox.dispatch() for g in gateways))
+        await asyncio.sleep(0.01)
+        if sum(len(g.upstream.sent) for g in gateways) >= len(queued):
+            break
+    await asyncio.sleep(0.1)
+    sent_ids = [s.id_message for g in gateways for s in g.upstream.sent]
+    assert sorted(sent_ids) == sorted(m.id_message for m in queued)
+
+
+async def test_pacing_holds_across_two_outboxes(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+) -> None:
+    one = await make_gateway()
+    two = await make_gateway()
+    alice = await _instance(one, 500)
+    await _queue(one, alice, 2)
+    async with running(one.outbox, two.outbox, tick=0.02):
+        await eventually(lambda: len(one.upstream.sent) + len(two.upstream.sent) >= 2)
+    times = sorted(s.at for s in one.upstream.sent + two.upstream.sent)
+    assert times[1] - times[0] >= 0.45

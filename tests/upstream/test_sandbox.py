@@ -1,0 +1,329 @@
+"""The sandbox messenger, for real, inside a running app: delivery, groups, statuses, files."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from maxgate.blobs import BlobStore, StoredBlob
+from maxgate.domain.records import Message
+from maxgate.errors import UpstreamError, UpstreamFileGone
+from maxgate.runtime import Runtime
+from maxgate.settings import Settings
+from maxgate.upstream.base import InboundFile
+from maxgate.upstream.sandbox import Sandbox
+from tests.conftest import Account
+
+CONTACT = "20000001"
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+    """Poll ``check`` (sync or async) until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 1000):
+        yield data[start : start + 1000]
+
+
+async def _blob(store: BlobStore, data: bytes) -> StoredBlob:
+    return await store.write(_chunks(data))
+
+
+async def _read(stream: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
+async def _status(runtime: Runtime, message: Message) -> str | None:
+    fresh = await runtime.journal.get(message.instance_id, message.chat_id, message.id_message)
+    assert fresh is not None
+    return fresh.status
+
+
+async def _reaches_read(runtime: Runtime, message: Message) -> None:
+    async def read() -> bool:
+        return await _status(runtime, message) == "read"
+
+    await eventually(read)
+
+
+async def test_direct_delivery_by_chat_id(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    sent = await runtime.journal.record_outgoing(
+        account.instance, other_account.chat_id, text="hi Bob"
+    )
+
+    async def delivered() -> list[Message]:
+        return await runtime.journal.history(other_account.id, account.chat_id, 10)
+
+    [received] = await eventually(delivered)
+    assert received.direction == "incoming"
+    assert received.id_message == sent.id_message
+    assert received.text == "hi Bob" and received.type_message == "textMessage"
+    assert received.sender_id == account.chat_id and received.sender_name == "Alice"
+    assert await runtime.journal.chats(other_account.id) == [
+        {
+            "chat_id": account.chat_id,
+            "phone": account.instance.phone,
+            "name": "Alice",
+            "type": "user",
+        }
+    ]
+    await _reaches_read(runtime, sent)
+    # the sender has only its outgoing copy
+    [own] = await runtime.journal.history(account.id, other_account.chat_id, 10)
+    assert own.direction == "outgoing"
+
+
+async def test_group_delivery_reaches_every_member_but_the_sender(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    carol, _ = await runtime.instances.create(name="Carol")
+    outsider, _ = await runtime.instances.create(name="Dave")
+    group = await runtime.sandbox.create_group("Team", [account.id, other_account.id, carol.id])
+    assert group.startswith("-") and group[1:].isdigit() and int(group) < 0
+
+    sent = await runtime.journal.record_outgoing(account.instance, group, text="hello team")
+    for member in (other_account.id, carol.id):
+
+        async def arrived(member: int = member) -> list[Message]:
+            return await runtime.journal.history(member, group, 10)
+
+        [received] = await eventually(arrived)
+        assert received.direction == "incoming" and received.text == "hello team"
+        assert received.sender_id == account.chat_id and received.sender_name == "Alice"
+        [chat] = await runtime.journal.chats(member)
+        assert chat == {"chat_id": group, "phone": 0, "name": "Team", "type": "group"}
+    await _reaches_read(runtime, sent)
+    [own] = await runtime.journal.history(account.id, group, 10)
+    assert own.direction == "outgoing"  # no echo to the sender
+    assert await runtime.journal.chats(outsider.id) == []
+
+
+async def test_a_chat_id_that_is_no_instance_delivers_nowhere_but_is_read(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    sent = await runtime.journal.record_outgoing(account.instance, CONTACT, text="to a contact")
+    await _reaches_read(runtime, sent)
+    assert await runtime.journal.last(account.id, "incoming", 5) == []
+    assert await runtime.journal.last(other_account.id, "incoming", 5) == []
+    assert await runtime.journal.chats(other_account.id) == []
+
+
+async def test_statuses_go_sent_delivered_read(
+    runtime: Runtime, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reported: list[str] = []
+    apply_status = runtime.journal.on_status
+
+    async def recording(instance_id: int, chat_id: str, id_message: str, status: str) -> None:
+        reported.append(status)  # what the outbox ("sent") and the sandbox report, in order
+        await apply_status(instance_id, chat_id, id_message, status)
+
+    monkeypatch.setattr(runtime.journal, "on_status", recording)
+    sent = await runtime.journal.record_outgoing(account.instance, CONTACT, text="watch me")
+    seen: list[str | None] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = await _status(runtime, sent)
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        if status == "read":
+            break
+        await asyncio.sleep(0.005)
+    assert reported == ["sent", "delivered", "read"]
+    order = ["pending", "sent", "delivered", "read"]
+    assert seen[-1] == "read", seen
+    assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen)  # no going back
+
+
+async def test_a_repeated_send_is_delivered_once(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    """At-least-once sending after a crash: the recipient drops the repeated idMessage."""
+    message = Message(
+        pk=0,
+        instance_id=account.id,
+        chat_id=other_account.chat_id,
+        id_message="1700000000000123",
+        direction="outgoing",
+        type_message="textMessage",
+        timestamp=int(time.time()),
+        sender_id=account.chat_id,
+        sender_name="Alice",
+        text="twice",
+        caption="",
+        status="pending",
+        status_description=None,
+        send_by_api=True,
+        quoted_id=None,
+        file=None,
+    )
+    assert await runtime.sandbox.send(account.instance, message, None) == message.id_message
+    await runtime.sandbox.send(account.instance, message, None)
+    history = await runtime.journal.history(other_account.id, account.chat_id, 10)
+    assert [m.id_message for m in history] == [message.id_message]
+
+
+async def test_a_sent_file_arrives_and_fetch_file_returns_its_bytes(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    data = b"%PDF-1.4\n" + bytes(range(256)) * 100
+    blob = await _blob(runtime.blobs, data)
+    await runtime.journal.record_outgoing(
+        account.instance,
+        other_account.chat_id,
+        blob=blob,
+        file_name="report.pdf",
+        mime_type="application/pdf",
+        type_message="documentMessage",
+        caption="the report",
+    )
+
+    async def delivered() -> list[Message]:
+        return await runtime.journal.history(other_account.id, account.chat_id, 10)
+
+    [received] = await eventually(delivered)
+    assert received.type_message == "documentMessage" and received.caption == "the report"
+    assert received.file is not None and received.file.upstream_ref
+    assert received.file.file_name == "report.pdf"
+    assert received.file.mime_type == "application/pdf"
+    assert await _read(runtime.sandbox.fetch_file(other_account.id, received.file)) == data
+
+    async def mirrored() -> bool:  # eager mirroring brings the bytes into our storage
+        assert received.file is not None
+        fresh = await runtime.files.get(received.file.id)
+        return fresh is not None and fresh.state == "stored"
+
+    await eventually(mirrored)
+    fresh = await runtime.files.get(received.file.id)
+    assert fresh is not None and fresh.sha256 == blob.sha256
+
+
+async def test_a_file_message_without_bytes_is_refused(runtime: Runtime, account: Account) -> None:
+    blob = await _blob(runtime.blobs, b"bytes")
+    queued = await runtime.journal.record_outgoing(
+        account.instance, CONTACT, blob=blob, file_name="a.bin", mime_type="a/b"
+    )
+    with pytest.raises(UpstreamError):
+        await runtime.sandbox.send(account.instance, queued, None)
+
+
+@pytest.fixture
+async def forgetful(settings: Settings) -> AsyncIterator[Runtime]:
+    """A runtime (no workers) whose sandbox forgets files after 0.3 s."""
+    runtime = Runtime(dataclasses.replace(settings, sandbox_retention=0.3))
+    await runtime.open()
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+async def test_the_sandbox_forgets_files_after_its_retention(forgetful: Runtime) -> None:
+    alice, _ = await forgetful.instances.create(name="Alice")
+    ref = await forgetful.sandbox.keep_file(_chunks(b"short-lived"))
+    id_message = await forgetful.sandbox.contact_send(
+        alice.id,
+        CONTACT,
+        file=InboundFile(ref, "note.txt", "text/plain", 11),
+        type_message="documentMessage",
+    )
+    message = await forgetful.journal.get(alice.id, CONTACT, id_message)
+    assert message is not None and message.file is not None
+    assert await _read(forgetful.sandbox.fetch_file(alice.id, message.file)) == b"short-lived"
+
+    await asyncio.sleep(0.4)
+    with pytest.raises(UpstreamFileGone):
+        await _read(forgetful.sandbox.fetch_file(alice.id, message.file))
+    with pytest.raises(UpstreamFileGone):
+        await forgetful.files.materialize(message.file)
+    fresh = await forgetful.files.get(message.file.id)
+    assert fresh is not None and fresh.state == "remote"
+
+
+async def test_fetching_an_unknown_reference_is_gone(runtime: Runtime, account: Account) -> None:
+    ref = await runtime.sandbox.keep_file(_chunks(b"known"))
+    await runtime.sandbox.contact_send(
+        account.id, CONTACT, file=InboundFile(ref, "k.txt", "text/plain"), type_message="x"
+    )
+    [message] = await runtime.journal.history(account.id, CONTACT, 1)
+    assert message.file is not None
+    bogus = dataclasses.replace(message.file, upstream_ref="0" * 32)
+    with pytest.raises(UpstreamFileGone):
+        await _read(runtime.sandbox.fetch_file(account.id, bogus))
+    with pytest.raises(UpstreamFileGone):
+        await _read(
+            runtime.sandbox.fetch_file(account.id, dataclasses.replace(bogus, upstream_ref=None))
+        )
+
+
+async def test_check_account(runtime: Runtime, account: Account, other_account: Account) -> None:
+    assert await runtime.sandbox.check_account(account.instance.phone) == account.chat_id
+    assert await runtime.sandbox.check_account(other_account.instance.phone) == (
+        other_account.chat_id
+    )
+    assert await runtime.sandbox.check_account(79000000000) is None
+    await runtime.instances.delete(other_account.id)
+    assert await runtime.sandbox.check_account(other_account.instance.phone) is None
+
+
+async def test_contact_send_creates_an_incoming_message(runtime: Runtime, account: Account) -> None:
+    id_message = await runtime.sandbox.contact_send(
+        account.id, CONTACT, text="hello from a contact", sender_name="Carol"
+    )
+    assert id_message.isdigit()
+    message = await runtime.journal.get(account.id, CONTACT, id_message)
+    assert message is not None
+    assert message.direction == "incoming" and message.text == "hello from a contact"
+    assert message.sender_id == CONTACT and message.sender_name == "Carol"
+    assert message.type_message == "textMessage" and message.status is None
+    [chat] = await runtime.journal.chats(account.id)
+    assert chat["chat_id"] == CONTACT and chat["name"] == "Carol" and chat["type"] == "user"
+
+
+async def test_contact_send_with_a_file_is_mirrored(runtime: Runtime, account: Account) -> None:
+    data = b"\x89PNG\r\n\x1a\n" + b"pixels" * 500
+    ref = await runtime.sandbox.keep_file(_chunks(data))
+    id_message = await runtime.sandbox.contact_send(
+        account.id,
+        CONTACT,
+        file=InboundFile(ref, "pic.png", "image/png", len(data)),
+        caption="look",
+        type_message="imageMessage",
+    )
+    message = await runtime.journal.get(account.id, CONTACT, id_message)
+    assert message is not None and message.file is not None
+    assert message.caption == "look" and message.type_message == "imageMessage"
+
+    async def stored() -> bool:
+        assert message.file is not None
+        fresh = await runtime.files.get(message.file.id)
+        return fresh is not None and fresh.state == "stored"
+
+    await eventually(stored)
+    fresh = await runtime.files.get(message.file.id)
+    assert fresh is not None
+    assert await _read(await runtime.files.open(fresh)) == data
+
+
+async def test_an_unstarted_sandbox_refuses_to_deliver(runtime: Runtime) -> None:
+    idle = Sandbox(runtime.db, runtime.blobs, runtime.instances)
+    with pytest.raises(UpstreamError):
+        await idle.contact_send(3100000001, CONTACT, text="nobody listens")
