@@ -137,6 +137,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.outbox.close()
+        await self.files.close()
         if self.limiter is not None:
             self.limiter.close()
         await self.upstream.stop()

@@ -9,6 +9,7 @@ many callers ask at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from maxgate.blobs import BlobStore, StoredBlob, blob_key
 from maxgate.domain import ids, thumbnails
 from maxgate.domain.records import FileRecord
-from maxgate.errors import BlobError, SizeLimitExceeded, UpstreamError
+from maxgate.errors import BlobError, MaxgateError, SizeLimitExceeded, UpstreamError
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
 from maxgate.upstream.base import InboundFile, Upstream
@@ -182,6 +183,15 @@ class Files:
             self._inflight[file.id] = task
             task.add_done_callback(lambda _t: self._inflight.pop(file.id, None))
         return await asyncio.wait_for(asyncio.shield(task), timeout=self.fetch_timeout + 5)
+
+    async def close(self) -> None:
+        """Cancel fetches still in flight (before the store and blob connections close)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, MaxgateError):
+                await task
 
     async def _present(self, file: FileRecord) -> bool:
         return bool(
