@@ -112,8 +112,9 @@ class Runtime:
                     pass
             except MaxgateError:
                 log.exception("mirroring failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._mirror_wake.wait(), timeout=5.0)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see Outbox.run
+                async with asyncio.timeout(5.0):
+                    await self._mirror_wake.wait()
 
     async def _sweep_loop(self) -> None:
         """Evict expired bytes every SWEEP_INTERVAL; drop crash leftovers hourly."""

@@ -155,8 +155,7 @@ class Files:
 
     async def get(self, file_id: str) -> FileRecord | None:
         """The file with that id, or None."""
-        async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(t.files).where(t.files.c.id == file_id))).first()
+        row = await self.db.fetch_one(sa.select(t.files).where(t.files.c.id == file_id))
         return row_to_file(row) if row else None
 
     async def open(
@@ -182,7 +181,8 @@ class Files:
             task = asyncio.get_running_loop().create_task(self._refresh_and_fetch(file.id))
             self._inflight[file.id] = task
             task.add_done_callback(lambda _t: self._inflight.pop(file.id, None))
-        return await asyncio.wait_for(asyncio.shield(task), timeout=self.fetch_timeout + 5)
+        async with asyncio.timeout(self.fetch_timeout + 5):  # not wait_for: see Outbox.run
+            return await asyncio.shield(task)
 
     async def close(self) -> None:
         """Cancel fetches still in flight (before the store and blob connections close)."""

@@ -89,18 +89,12 @@ class Instances:
 
     async def get(self, instance_id: int) -> Instance | None:
         """The instance with that id (deleted ones included), or None."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id))
-            ).first()
+        row = await self.db.fetch_one(sa.select(t.instances).where(t.instances.c.id == instance_id))
         return _row_to_instance(row) if row else None
 
     async def authenticate(self, instance_id: int, token: str) -> tuple[Instance | None, bool]:
         """Find an instance and check its token in constant time: (instance, token_ok)."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id))
-            ).first()
+        row = await self.db.fetch_one(sa.select(t.instances).where(t.instances.c.id == instance_id))
         if row is None:
             ids.token_matches(token, "0" * 64)  # same work for unknown ids
             return None, False
@@ -108,14 +102,11 @@ class Instances:
 
     async def by_chat_id(self, chat_id: str) -> Instance | None:
         """The live instance a sandbox chatId belongs to, or None."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.instances).where(
-                        t.instances.c.chat_id == chat_id, t.instances.c.deleted_at.is_(None)
-                    )
-                )
-            ).first()
+        row = await self.db.fetch_one(
+            sa.select(t.instances).where(
+                t.instances.c.chat_id == chat_id, t.instances.c.deleted_at.is_(None)
+            )
+        )
         return _row_to_instance(row) if row else None
 
     async def by_phone(self, phone: int) -> Instance | None:

@@ -251,14 +251,12 @@ class Journal:
             t.messages.c.chat_id == chat_id,
             t.messages.c.id_message == id_message,
         )
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.fetch_one(query)
         return _row_to_message(row) if row else None
 
     async def get_by_pk(self, pk: int) -> Message | None:
         """A message by its row id, or None."""
-        async with self.db.read() as conn:
-            row = (await conn.execute(_MESSAGE_QUERY.where(t.messages.c.id == pk))).first()
+        row = await self.db.fetch_one(_MESSAGE_QUERY.where(t.messages.c.id == pk))
         return _row_to_message(row) if row else None
 
     async def history(self, instance_id: int, chat_id: str, count: int) -> list[Message]:

@@ -81,8 +81,11 @@ class Outbox:
             except MaxgateError:
                 log.exception("outbox dispatch failed; retrying")
                 wait = tick
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the event fires, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=min(wait, tick))
+                async with asyncio.timeout(min(wait, tick)):
+                    await self.wake.wait()
 
     async def dispatch(self) -> float:
         """Start a send task for every instance with a ready entry; returns seconds to wait."""
