@@ -7,8 +7,10 @@ streaming.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -106,15 +108,13 @@ async def _send_file(
 @method("sendFileByUpload", "POST", needs_upstream=True)
 async def send_file_by_upload(call: Call) -> dict[str, Any]:
     """Queue a file sent as multipart/form-data (streamed into storage)."""
-    settings = call.runtime.settings
     _precheck_length(call, slack=64 * 1024)
     content_type = call.request.headers.get("content-type", "")
-    writer: BlobWriter = call.runtime.blobs.writer(limit=settings.max_file_size)
+    async with _upload(call) as writer:
 
-    async def open_sink(_info: FilePartInfo) -> BlobWriter:
-        return writer
+        async def open_sink(_info: FilePartInfo) -> BlobWriter:
+            return writer
 
-    try:
         form = await read_multipart(content_type, call.request.stream(), open_sink)
         body = _check_fields(form.fields)
         if form.file is None:
@@ -125,13 +125,18 @@ async def send_file_by_upload(call: Call) -> dict[str, Any]:
         mime = filenames.guess_mime(declared_name, form.file.content_type)
         name = declared_name or filenames.made_up_name(mime)
         blob = await writer.commit()
-    except SizeLimitExceeded as exc:
-        await writer.abort()
-        raise too_large(exc.size, exc.limit) from None
-    except BaseException:
-        await writer.abort()
-        raise
     return await _send_file(call, body["chatId"], blob, name, mime, body)
+
+
+@contextlib.asynccontextmanager
+async def _upload(call: Call) -> AsyncIterator[BlobWriter]:
+    """A blob writer for a client's upload: dropped unless committed; too big → 413."""
+    limit = call.runtime.settings.max_file_size
+    try:
+        async with call.runtime.blobs.writer(limit=limit) as writer:
+            yield writer
+    except SizeLimitExceeded as exc:
+        raise too_large(exc.size, exc.limit) from None
 
 
 def _check_fields(fields: dict[str, str]) -> dict[str, Any]:
@@ -214,19 +219,12 @@ async def upload_file(call: Call) -> dict[str, Any]:
     settings = call.runtime.settings
     _precheck_length(call)
     raw_name = call.request.headers.get("ga-filename", "")
-    writer = call.runtime.blobs.writer(limit=settings.max_file_size)
-    try:
+    async with _upload(call) as writer:
         async for chunk in call.request.stream():
             await writer.write(chunk)
         if writer.size == 0:
             raise validation_failed("'file' is required")
         blob = await writer.commit()
-    except SizeLimitExceeded as exc:
-        await writer.abort()
-        raise too_large(exc.size, exc.limit) from None
-    except BaseException:
-        await writer.abort()
-        raise
     declared = call.request.headers.get("content-type")
     name = filenames.clean_name(raw_name)
     mime = filenames.guess_mime(name, declared) if name else filenames.guess_mime("", declared)
