@@ -1,0 +1,132 @@
+"""Where sendFileByUrl's time goes: the pieces of its fetch-and-store path, timed alone.
+
+``python -m bench.ioprobe URL DIR`` (the bench runs it pinned to the server CPU, nginx serving
+URL from the other CPU) streams the file at URL several ways and prints MiB/s and CPU seconds
+for each: the HTTP client alone, with hashing, maxgate's ``fetch()``, the full path with
+maxgate's BlobStore (what sendFileByUrl does), larger chunks, a plain file write, and BlobStore
+writing from memory. DIR receives the temporary files; everything written is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from bench.common import REPO, SERVER_CPU, VENV_BIN
+from maxgate.blobs import BlobStore
+from maxgate.net.http import fetch, outbound_client
+from maxgate.net.urlguard import UrlGuard
+
+LIMIT = 4 * 1024**3
+MIB = 1024 * 1024
+
+
+async def _probe(url: str, folder: Path, size: int) -> None:
+    guard = UrlGuard((ipaddress.ip_network("127.0.0.0/8"),))
+    client = outbound_client(guard, timeout=600)
+    store = BlobStore((folder / "probe-blobs").as_uri())
+
+    async def client_only() -> None:
+        async with client.stream("GET", url) as response:
+            async for _chunk in response.aiter_raw():
+                pass
+
+    async def client_hash() -> None:
+        digest = hashlib.sha256()
+        async with client.stream("GET", url) as response:
+            async for chunk in response.aiter_raw():
+                digest.update(chunk)
+
+    async def maxgate_fetch() -> None:
+        async with fetch(client, url, limit=LIMIT, guard=guard, deadline=600) as (_, chunks):
+            async for _chunk in chunks:
+                pass
+
+    async def sendfilebyurl_path() -> None:
+        async with fetch(client, url, limit=LIMIT, guard=guard, deadline=600) as (_, chunks):
+            blob = await store.write(chunks, limit=LIMIT)
+        await store.delete(blob.key)
+
+    async def one_mib_chunks() -> None:
+        async with client.stream("GET", url) as response:
+            blob = await store.write(response.aiter_bytes(MIB), limit=LIMIT)
+        await store.delete(blob.key)
+
+    async def plain_file() -> None:
+        digest = hashlib.sha256()
+        target = folder / "probe-plain.bin"
+
+        def write(handle: object, chunk: bytes) -> None:
+            handle.write(chunk)  # type: ignore[attr-defined]
+            digest.update(chunk)
+
+        with target.open("wb") as handle:
+            async with client.stream("GET", url) as response:
+                async for chunk in response.aiter_bytes(MIB):
+                    await asyncio.to_thread(write, handle, chunk)
+            await asyncio.to_thread(os.fsync, handle.fileno())
+        target.unlink()
+
+    def from_memory(chunk_size: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            data = os.urandom(chunk_size)
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for _ in range(size // chunk_size):
+                    yield data
+
+            blob = await store.write(chunks(), limit=LIMIT)
+            await store.delete(blob.key)
+
+        return run
+
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("httpx stream, discard (64 KiB reads)", client_only),
+        ("httpx stream + sha256", client_hash),
+        ("maxgate fetch() (guard, deadline), discard", maxgate_fetch),
+        ("fetch() + BlobStore.write = sendFileByUrl", sendfilebyurl_path),
+        ("httpx aiter_bytes(1 MiB) + BlobStore.write", one_mib_chunks),
+        ("httpx 1 MiB + file write/sha256 in to_thread", plain_file),
+        ("BlobStore.write from memory, 64 KiB chunks", from_memory(64 * 1024)),
+        ("BlobStore.write from memory, 1 MiB chunks", from_memory(MIB)),
+    ]
+    print(f"pieces of sendFileByUrl for {size / MIB:.0f} MiB, one core (CPU = process time):")
+    try:
+        for name, step in steps:
+            os.sync()
+            cpu, wall = time.process_time(), time.perf_counter()
+            await step()
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            print(f"  {name:<46} {size / MIB / wall:6.0f} MiB/s  {cpu:5.2f} s CPU", flush=True)
+    finally:
+        await client.aclose()
+
+
+def breakdown(url: str, folder: Path) -> list[str]:
+    """Run the probe in a fresh process pinned to the server CPU; its output lines."""
+    python = str(VENV_BIN / "python")
+    done = subprocess.run(
+        ["taskset", "-c", SERVER_CPU, python, "-m", "bench.ioprobe", url, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+        cwd=REPO,
+    )
+    if done.returncode != 0:
+        return [f"ioprobe failed: {done.stderr.strip()[-500:]}"]
+    return done.stdout.splitlines()
+
+
+if __name__ == "__main__":
+    length = int(httpx.head(sys.argv[1]).headers["content-length"])
+    asyncio.run(_probe(sys.argv[1], Path(sys.argv[2]), length))
