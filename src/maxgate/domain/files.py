@@ -24,6 +24,8 @@ from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
 from maxgate.upstream.base import InboundFile, Upstream
 
+_BY_ID = sa.select(t.files).where(t.files.c.id == sa.bindparam("file_id"))
+
 
 def row_to_file(row: Any, prefix: str = "") -> FileRecord:
     """Build a FileRecord from a row (columns optionally prefixed, as in a join)."""
@@ -155,7 +157,7 @@ class Files:
 
     async def get(self, file_id: str) -> FileRecord | None:
         """The file with that id, or None."""
-        row = await self.db.fetch_one(sa.select(t.files).where(t.files.c.id == file_id))
+        row = await self.db.fetch_one(_BY_ID, {"file_id": file_id})
         return row_to_file(row) if row else None
 
     async def open(
@@ -194,11 +196,13 @@ class Files:
                 await task
 
     async def _present(self, file: FileRecord) -> bool:
-        return bool(
-            file.state == "stored"
-            and file.sha256
-            and await self.blobs.exists(blob_key(file.sha256))
-        )
+        if file.state != "stored" or not file.sha256:
+            return False
+        key = blob_key(file.sha256)
+        path = self.blobs.local_path(key)
+        if path is not None:  # a local stat is microseconds; the store round trip is not
+            return path.is_file()
+        return await self.blobs.exists(key)
 
     async def _refresh_and_fetch(self, file_id: str) -> FileRecord:
         # The caller's record may be stale (another process, or a fetch that just finished).

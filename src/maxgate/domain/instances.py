@@ -37,6 +37,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "stateWebhook": "yes",
 }
 DELAY_RANGE = (500, 600000)
+_BY_ID = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("instance_id"))
 
 
 def _row_to_instance(row: sa.Row[Any]) -> Instance:
@@ -89,12 +90,12 @@ class Instances:
 
     async def get(self, instance_id: int) -> Instance | None:
         """The instance with that id (deleted ones included), or None."""
-        row = await self.db.fetch_one(sa.select(t.instances).where(t.instances.c.id == instance_id))
+        row = await self.db.fetch_one(_BY_ID, {"instance_id": instance_id})
         return _row_to_instance(row) if row else None
 
     async def authenticate(self, instance_id: int, token: str) -> tuple[Instance | None, bool]:
         """Find an instance and check its token in constant time: (instance, token_ok)."""
-        row = await self.db.fetch_one(sa.select(t.instances).where(t.instances.c.id == instance_id))
+        row = await self.db.fetch_one(_BY_ID, {"instance_id": instance_id})
         if row is None:
             ids.token_matches(token, "0" * 64)  # same work for unknown ids
             return None, False

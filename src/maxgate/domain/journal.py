@@ -30,6 +30,13 @@ _MESSAGE_QUERY = sa.select(t.messages, *_FILE_COLUMNS).select_from(
 )
 
 
+_BY_KEY = _MESSAGE_QUERY.where(
+    t.messages.c.instance_id == sa.bindparam("instance_id"),
+    t.messages.c.chat_id == sa.bindparam("chat_id"),
+    t.messages.c.id_message == sa.bindparam("id_message"),
+)
+
+
 def _row_to_message(row: Any) -> Message:
     m = row._mapping
     return Message(
@@ -246,12 +253,9 @@ class Journal:
 
     async def get(self, instance_id: int, chat_id: str, id_message: str) -> Message | None:
         """One message of one chat of one instance, or None."""
-        query = _MESSAGE_QUERY.where(
-            t.messages.c.instance_id == instance_id,
-            t.messages.c.chat_id == chat_id,
-            t.messages.c.id_message == id_message,
+        row = await self.db.fetch_one(
+            _BY_KEY, {"instance_id": instance_id, "chat_id": chat_id, "id_message": id_message}
         )
-        row = await self.db.fetch_one(query)
         return _row_to_message(row) if row else None
 
     async def get_by_pk(self, pk: int) -> Message | None:

@@ -57,17 +57,23 @@ class Database:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"metadata store read failed: {exc.__class__.__name__}") from exc
 
-    async def fetch_one(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
-        """The first row of a point lookup (an indexed query returning one row), or None."""
+    async def fetch_one(
+        self, query: sa.Select[Any], params: dict[str, Any] | None = None
+    ) -> sa.Row[Any] | None:
+        """The first row of a point lookup (an indexed query returning one row), or None.
+
+        Hot paths pass a statement built once with ``sa.bindparam`` and the values in
+        ``params``: SQLAlchemy then skips rebuilding its cache key on every call.
+        """
         if self._inline is not None:
             try:
                 with self._inline.connect() as conn:
-                    row: sa.Row[Any] | None = conn.execute(query).first()
+                    row: sa.Row[Any] | None = conn.execute(query, params).first()
                     return row
             except sa.exc.SQLAlchemyError as exc:
                 raise StoreError(f"metadata store read failed: {exc.__class__.__name__}") from exc
         async with self.read() as async_conn:
-            found: sa.Row[Any] | None = (await async_conn.execute(query)).first()
+            found: sa.Row[Any] | None = (await async_conn.execute(query, params)).first()
             return found
 
     @contextlib.asynccontextmanager
