@@ -24,6 +24,7 @@ import aiosqlite.core
 import sqlalchemy as sa
 
 from maxgate.api.shapes import file_link
+from maxgate.domain.instances import Instances
 from maxgate.domain.journal import _MESSAGE_QUERY, _row_to_message
 from maxgate.runtime import Runtime
 from maxgate.settings import load_settings
@@ -122,6 +123,12 @@ async def _probe(data_dir: Path, requests: list[tuple[str, str]], calls: int) ->
         instance_id, token, _chat, _id = pick(i)
         return await runtime.instances.authenticate(instance_id, token)
 
+    uncached = Instances(runtime.db, auth_cache_seconds=0)
+
+    async def authenticate_uncached(i: int) -> object:
+        instance_id, token, _chat, _id = pick(i)
+        return await uncached.authenticate(instance_id, token)
+
     async def journal_get(i: int) -> object:
         instance_id, _token, chat_id, id_message = pick(i)
         return await runtime.journal.get(instance_id, chat_id, id_message)
@@ -158,11 +165,14 @@ async def _probe(data_dir: Path, requests: list[tuple[str, str]], calls: int) ->
 
     lines = [f"steps of downloadFile, {calls} sequential calls each (in-process, no HTTP):"]
     try:
-        lines.append(await _time("instances.authenticate", calls, authenticate, hops))
+        lines.append(await _time("instances.authenticate (1 s cache)", calls, authenticate, hops))
+        lines.append(
+            await _time("same, cache off (the lookup)", calls, authenticate_uncached, hops)
+        )
         lines.append(await _time("journal.get (message + file join)", calls, journal_get, hops))
         lines.append(await _time("files.get (the link route's lookup)", calls, files_get, hops))
-        lines.append(await _time("files.materialize (BlobStore.exists)", calls, materialize, hops))
-        lines.append(await _time("file_link (2 HMAC-SHA256)", calls, link, hops))
+        lines.append(await _time("files.materialize (a local stat)", calls, materialize, hops))
+        lines.append(await _time("file_link (HMAC-SHA256)", calls, link, hops))
         lines.append(
             await _time("same join: sqlite3 on the loop (no hop)", calls, sqlite_inline, hops)
         )

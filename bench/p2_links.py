@@ -203,7 +203,7 @@ def run(options: Options) -> Result:
                 result.note(
                     f"100 KB link, {conns} connections from one client address, 3 s: {answers} "
                     "(429 = the per-client guard, link_downloads_per_client=16 concurrent "
-                    "downloads)"
+                    "downloads; one over it waits up to 50 ms for a slot before a 429)"
                 )
             if options.profile and not result.passed:
                 log("  p2: profiling maxgate serving the 100 KB link")

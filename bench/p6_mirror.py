@@ -118,7 +118,6 @@ def run(options: Options) -> Result:
     try:
         write_random(folder / "www" / "big.bin", size)
         flags = {"outbound_allow": "127.0.0.0/8", "max_file_size": "3GB"}
-        flags["outbound_timeout"] = "30m"
         main_dir, nosync_dir = folder / "data", folder / "data-nosync"
         instances = {d: create_instance(d) for d in (main_dir, nosync_dir)}
         nosync_url = f"{(nosync_dir / 'blobs').as_uri()}?fsync=false"

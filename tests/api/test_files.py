@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
+from email.utils import formatdate
 from urllib.parse import quote
 
 import httpx
 import pytest
 
+from maxgate.api.files import SMALL_FILE, http_date
 from maxgate.runtime import Runtime
 from tests.api._support import CONTACT, assert_error, ok, upload
 from tests.conftest import Account
 
-DATA = bytes(range(256)) * 4  # 1024 bytes, each offset recognisable
+DATA = bytes(range(256)) * 4  # 1024 bytes, each offset recognisable: sent from memory
+LARGE = bytes(range(256)) * (SMALL_FILE // 256 + 64)  # past SMALL_FILE: a FileResponse
 
 
 async def upload_file(
@@ -44,16 +48,22 @@ def build(instance: int, file_id: str, name: str, exp: int | str, sig: str) -> s
     return f"/files/{instance}/{file_id}/{quote(name)}?exp={exp}&sig={sig}"
 
 
+@pytest.fixture(params=["small", "large"])
+def data(request: pytest.FixtureRequest) -> bytes:
+    """The file's bytes: small ones are read into memory, large ones go out as a file."""
+    return DATA if request.param == "small" else LARGE
+
+
 @pytest.fixture
-async def link(client: httpx.AsyncClient, account: Account) -> str:
-    return await upload_file(client, account)
+async def link(client: httpx.AsyncClient, account: Account, data: bytes) -> str:
+    return await upload_file(client, account, data)
 
 
-async def test_get_and_head(client: httpx.AsyncClient, link: str) -> None:
+async def test_get_and_head(client: httpx.AsyncClient, link: str, data: bytes) -> None:
     response = await client.get(link)
     assert response.status_code == 200
-    assert response.content == DATA
-    assert response.headers["content-length"] == str(len(DATA))
+    assert response.content == data
+    assert response.headers["content-length"] == str(len(data))
     assert response.headers["accept-ranges"] == "bytes"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["etag"]
@@ -61,51 +71,54 @@ async def test_get_and_head(client: httpx.AsyncClient, link: str) -> None:
     head = await client.head(link)
     assert head.status_code == 200
     assert head.content == b""
-    assert head.headers["content-length"] == str(len(DATA))
+    assert head.headers["content-length"] == str(len(data))
     assert head.headers["etag"] == response.headers["etag"]
     assert head.headers["content-type"] == response.headers["content-type"]
 
 
-async def test_single_range(client: httpx.AsyncClient, link: str) -> None:
+async def test_single_range(client: httpx.AsyncClient, link: str, data: bytes) -> None:
     response = await client.get(link, headers={"Range": "bytes=2-5"})
     assert response.status_code == 206
-    assert response.content == DATA[2:6]
-    assert response.headers["content-range"] == f"bytes 2-5/{len(DATA)}"
+    assert response.content == data[2:6]
+    assert response.headers["content-range"] == f"bytes 2-5/{len(data)}"
     assert response.headers["content-length"] == "4"
     response = await client.get(link, headers={"Range": "bytes=1000-"})
     assert response.status_code == 206
-    assert response.content == DATA[1000:]
+    assert response.content == data[1000:]
 
 
-async def test_suffix_range(client: httpx.AsyncClient, link: str) -> None:
+async def test_suffix_range(client: httpx.AsyncClient, link: str, data: bytes) -> None:
     response = await client.get(link, headers={"Range": "bytes=-10"})
     assert response.status_code == 206
-    assert response.content == DATA[-10:]
+    assert response.content == data[-10:]
     assert (
-        response.headers["content-range"] == f"bytes {len(DATA) - 10}-{len(DATA) - 1}/{len(DATA)}"
+        response.headers["content-range"] == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
     )
 
 
-async def test_unsatisfiable_range(client: httpx.AsyncClient, link: str) -> None:
-    response = await client.get(link, headers={"Range": "bytes=5000-6000"})
+async def test_unsatisfiable_range(client: httpx.AsyncClient, link: str, data: bytes) -> None:
+    past_the_end = f"bytes={len(data)}-{len(data) + 1000}"
+    response = await client.get(link, headers={"Range": past_the_end})
     assert response.status_code == 416
-    assert response.headers["content-range"] == f"bytes */{len(DATA)}"
+    assert response.headers["content-range"] == f"bytes */{len(data)}"
 
 
 async def test_unsatisfiable_range_has_the_error_shape(
-    client: httpx.AsyncClient, link: str
+    client: httpx.AsyncClient, link: str, data: bytes
 ) -> None:
-    response = await client.get(link, headers={"Range": "bytes=5000-6000"})
+    response = await client.get(link, headers={"Range": f"bytes={len(data)}-"})
     assert_error(response, 416)
 
 
-async def test_unknown_range_unit_is_ignored(client: httpx.AsyncClient, link: str) -> None:
+async def test_unknown_range_unit_is_ignored(
+    client: httpx.AsyncClient, link: str, data: bytes
+) -> None:
     response = await client.get(link, headers={"Range": "items=0-1"})
     assert response.status_code == 200
-    assert response.content == DATA
+    assert response.content == data
 
 
-async def test_multiple_ranges(client: httpx.AsyncClient, link: str) -> None:
+async def test_multiple_ranges(client: httpx.AsyncClient, link: str, data: bytes) -> None:
     response = await client.get(link, headers={"Range": "bytes=0-1,10-12"})
     assert response.status_code == 206
     content_type = response.headers["content-type"]
@@ -114,12 +127,12 @@ async def test_multiple_ranges(client: httpx.AsyncClient, link: str) -> None:
     pieces = [p for p in response.content.split(b"--" + boundary) if p.strip(b"-\r\n")]
     assert len(pieces) == 2
     bodies = [p.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n") for p in pieces]
-    assert bodies == [DATA[0:2], DATA[10:13]]
-    assert b"Content-Range: bytes 0-1/1024" in pieces[0]
-    assert b"Content-Range: bytes 10-12/1024" in pieces[1]
+    assert bodies == [data[0:2], data[10:13]]
+    assert f"Content-Range: bytes 0-1/{len(data)}".encode() in pieces[0]
+    assert f"Content-Range: bytes 10-12/{len(data)}".encode() in pieces[1]
 
 
-async def test_if_none_match(client: httpx.AsyncClient, link: str) -> None:
+async def test_if_none_match(client: httpx.AsyncClient, link: str, data: bytes) -> None:
     etag = (await client.get(link)).headers["etag"]
     for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
         response = await client.get(link, headers={"If-None-Match": header})
@@ -128,7 +141,7 @@ async def test_if_none_match(client: httpx.AsyncClient, link: str) -> None:
         assert response.headers["etag"] == etag
     response = await client.get(link, headers={"If-None-Match": '"something-else"'})
     assert response.status_code == 200
-    assert response.content == DATA
+    assert response.content == data
 
 
 async def test_non_ascii_name(client: httpx.AsyncClient, account: Account) -> None:
@@ -216,13 +229,15 @@ async def test_forged_links_are_forbidden(
     assert (await client.get(build(instance, file_id, "other.txt", exp, sig))).status_code == 200
 
 
-async def test_expired_link(client: httpx.AsyncClient, runtime: Runtime, link: str) -> None:
+async def test_expired_link(
+    client: httpx.AsyncClient, runtime: Runtime, link: str, data: bytes
+) -> None:
     instance, file_id, name, _, _ = parts(link)
     past = int(time.time()) - 1
     expired = runtime.signer.url(instance, file_id, name, past)
     assert_error(await client.get(expired), 403, "Forbidden")
     future = runtime.signer.url(instance, file_id, name, int(time.time()) + 60)
-    assert (await client.get(future)).content == DATA
+    assert (await client.get(future)).content == data
 
 
 async def test_unknown_file(client: httpx.AsyncClient, runtime: Runtime, account: Account) -> None:
@@ -247,8 +262,60 @@ async def test_link_of_one_instance_never_opens_for_another(
     assert_error(await client.get(build(b_instance, file_id, name, b_exp, b_sig)), 403)
 
 
-async def test_link_needs_no_token(client: httpx.AsyncClient, account: Account, link: str) -> None:
+async def test_link_needs_no_token(
+    client: httpx.AsyncClient, account: Account, link: str, data: bytes
+) -> None:
     assert account.token not in link
     response = await client.get(link)
-    assert response.content == DATA
+    assert response.content == data
     assert account.token not in str(response.headers)
+
+
+async def test_if_range(client: httpx.AsyncClient, link: str, data: bytes) -> None:
+    first = await client.get(link)
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    for current in (etag, modified):
+        response = await client.get(link, headers={"Range": "bytes=3-7", "If-Range": current})
+        assert response.status_code == 206, current
+        assert response.content == data[3:8]
+    for stale in ('"another-version"', f"W/{etag}", "Mon, 01 Jan 2001 00:00:00 GMT"):
+        response = await client.get(link, headers={"Range": "bytes=3-7", "If-Range": stale})
+        assert response.status_code == 200, stale  # another version: the whole file
+        assert response.content == data
+    # A stale If-Range also lifts an unsatisfiable Range: the whole file, not 416.
+    response = await client.get(
+        link, headers={"Range": f"bytes={len(data)}-", "If-Range": '"another-version"'}
+    )
+    assert response.status_code == 200 and response.content == data
+
+
+async def test_head_of_a_range(client: httpx.AsyncClient, link: str, data: bytes) -> None:
+    response = await client.head(link, headers={"Range": "bytes=10-19"})
+    assert response.status_code == 206
+    assert response.content == b""
+    assert response.headers["content-length"] == "10"
+    assert response.headers["content-range"] == f"bytes 10-19/{len(data)}"
+
+
+async def test_if_none_match_wins_over_range(client: httpx.AsyncClient, link: str) -> None:
+    etag = (await client.get(link)).headers["etag"]
+    response = await client.get(link, headers={"If-None-Match": etag, "Range": "bytes=0-1"})
+    assert response.status_code == 304 and response.content == b""
+
+
+async def test_etag_is_the_sha256_and_last_modified_the_storage_time(
+    client: httpx.AsyncClient, runtime: Runtime, link: str, data: bytes
+) -> None:
+    response = await client.get(link)
+    assert response.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    _, file_id, _, _, _ = parts(link)
+    file = await runtime.files.get(file_id)
+    assert file is not None and file.stored_at is not None
+    assert response.headers["last-modified"] == formatdate(file.stored_at, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "timestamp", [0, 951782400.5, 1700000000, 1709164800, 4102444799.999, 1e9 + 0.9]
+)
+def test_http_date_matches_the_standard_library(timestamp: float) -> None:
+    assert http_date(timestamp) == formatdate(timestamp, usegmt=True)

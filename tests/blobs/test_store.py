@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import obstore
@@ -91,12 +92,13 @@ async def test_dedup_returns_the_same_blob_and_drops_the_temp(case: StoreCase) -
     first = await case.blobs.write(chunks_of(b"same bytes"))
     path = case.blobs.local_path(first.key)
     inode = path.stat().st_ino if path else None
+    assert await keys(case, "tmp") == []
     second = await case.blobs.write(chunks_of(b"same ", b"bytes"))
     assert second == first
     if path is not None:
         assert path.stat().st_ino == inode  # left alone, not replaced
     assert await keys(case, "blobs") == [first.key]
-    assert await keys(case, "tmp") == []
+    assert await keys(case, "tmp") == [f"tmp/hold-{first.sha256}"]  # the hold, no copy
 
 
 async def test_concurrent_commits_of_the_same_content(case: StoreCase) -> None:
@@ -105,7 +107,7 @@ async def test_concurrent_commits_of_the_same_content(case: StoreCase) -> None:
     assert len(set(blobs)) == 1
     assert await case.blobs.read_all(blobs[0].key) == data
     assert await keys(case, "blobs") == [blobs[0].key]
-    assert await keys(case, "tmp") == []
+    assert set(await keys(case, "tmp")) <= {f"tmp/hold-{blobs[0].sha256}"}
 
 
 async def test_size_limit_aborts_and_leaves_nothing(case: StoreCase) -> None:
@@ -188,6 +190,135 @@ async def test_large_s3_objects_are_restreamed_instead_of_copied(
     blob = await s3.blobs.write(chunks_of(data[: 3 * MiB], data[3 * MiB :]))
     assert await s3.blobs.read_all(blob.key) == data
     assert await keys(s3, "tmp") == []
+
+
+async def test_many_small_writes_hash_like_one(case: StoreCase) -> None:
+    """Local writers gather small writes into batches for the writing thread."""
+    pieces = [os.urandom(n) for n in (1, 100, 4096, 65_536, 3, 300_000, 1_200_000, 7)] * 3
+    blob = await case.blobs.write(chunks_of(*pieces))
+    data = b"".join(pieces)
+    assert (blob.sha256, blob.size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert await case.blobs.read_all(blob.key) == data
+
+
+async def test_a_write_cancelled_mid_flight_leaves_nothing(case: StoreCase) -> None:
+    writer = case.blobs.writer()
+    await writer.write(b"a" * (64 * MiB))  # local: still being written when the next comes
+    task = asyncio.create_task(writer.write(b"b" * (3 * MiB)))
+    await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    with pytest.raises(BlobError, match="interrupted"):
+        await writer.commit()  # the bytes on disk are unknown now: never published
+    await writer.abort()
+    assert await keys(case, "tmp") == []
+    assert await keys(case, "blobs") == []
+
+
+async def test_a_failing_disk_is_a_blob_error(local: StoreCase) -> None:
+    assert local.root is not None
+    local.root.mkdir(parents=True, exist_ok=True)
+    (local.root / "tmp").write_bytes(b"a file where the temp directory should be")
+    writer = local.blobs.writer()
+    with pytest.raises(BlobError, match="writing tmp/"):
+        await writer.write(b"x" * (2 * MiB))
+    await writer.abort()
+    assert await keys(local, "blobs") == []
+
+
+async def test_local_writes_start_write_back_and_fsync(
+    local: StoreCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a commit the bytes reach the disk (fsync), and write-back starts as they come."""
+    from maxgate.blobs import sinks
+
+    synced: list[int] = []
+    started: list[tuple[int, int]] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(sinks.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(sinks, "_start_writeback", lambda fd, at, n: started.append((at, n)))
+    await local.blobs.write(chunks_of(*[bytes([i]) * MiB for i in range(20)]))
+    assert len(synced) == 2  # the temp file, then the directory it was renamed into
+    assert started and started[0][0] == 0
+    assert sum(n for _, n in started) >= 16 * MiB
+
+
+async def test_a_deduplicating_commit_holds_the_content_from_eviction(case: StoreCase) -> None:
+    first = await case.blobs.write(chunks_of(b"popular bytes"))
+    assert await case.blobs.delete_unless_held(first.sha256) is True  # nobody holds it
+    assert not await case.blobs.exists(first.key)
+    first = await case.blobs.write(chunks_of(b"popular bytes"))
+    again = await case.blobs.write(chunks_of(b"popular bytes"))  # deduplicated: held
+    assert again == first
+    assert await case.blobs.delete_unless_held(first.sha256) is False
+    assert await case.blobs.read_all(first.key) == b"popular bytes"  # put back whole
+    assert await case.blobs.delete_unless_held(first.sha256, hold_seconds=0) is True
+    assert not await case.blobs.exists(first.key)
+    assert await case.blobs.delete_unless_held(first.sha256) is True  # absent: nothing to do
+    assert [k for k in await keys(case, "tmp") if not k.startswith("tmp/hold-")] == []
+    assert await case.blobs.sweep_temp(older_than_seconds=0) == 1  # the hold goes in time
+
+
+async def test_a_commit_racing_an_eviction_keeps_its_bytes(
+    local: StoreCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deleter runs between the commit's first look (the blob is there) and its hold: the
+    commit then finds the blob gone and publishes its own copy."""
+    first = await local.blobs.write(chunks_of(b"raced bytes"))
+    blob_file = str(local.blobs.local_path(first.key))
+    assert local.root is not None
+    real_exists = os.path.exists
+    looks: list[bool] = []
+    deleting: list[bool] = []
+
+    def exists(path: Any) -> bool:
+        if str(path) == blob_file and not deleting:
+            looks.append(real_exists(path))
+            if len(looks) == 1:  # the deleter comes in right after the commit's first look
+                deleting.append(True)
+                deleted = store_module._delete_unless_held_file(
+                    blob_file,
+                    hold=f"{local.root}/tmp/hold-{first.sha256}",
+                    lock=f"{local.root}/evict.lock",
+                    cutoff=time.time(),
+                )
+                deleting.clear()
+                assert deleted
+            return looks[-1]
+        return real_exists(path)
+
+    monkeypatch.setattr(store_module.os.path, "exists", exists)
+    again = await local.blobs.write(chunks_of(b"raced bytes"))
+    monkeypatch.undo()
+    assert again == first and looks == [True, False]  # seen, then gone once held: published
+    assert await local.blobs.read_all(first.key) == b"raced bytes"
+
+
+async def test_a_fresh_hold_keeps_the_blob_from_a_deleter_in_another_process(
+    local: StoreCase,
+) -> None:
+    """Deletion and commits share a lock file: a deleter waits for a commit in progress."""
+    first = await local.blobs.write(chunks_of(b"locked bytes"))
+    assert local.root is not None
+    code = textwrap.dedent(
+        f"""
+        import fcntl, os, time
+        fd = os.open({str(local.root / "evict.lock")!r}, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # a commit holding the lock...
+        print("locked", flush=True)
+        time.sleep(0.5)
+        os.close(os.open({str(local.root / "tmp" / f"hold-{first.sha256}")!r},
+                         os.O_WRONLY | os.O_CREAT))
+        os.utime({str(local.root / "tmp" / f"hold-{first.sha256}")!r})  # ...holds the content
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    ) as committer:
+        assert committer.stdout is not None and committer.stdout.readline() == "locked\n"
+        assert await local.blobs.delete_unless_held(first.sha256) is False  # waited, saw it
+    assert await local.blobs.read_all(first.key) == b"locked bytes"
 
 
 # --- crashes and the sweeper --------------------------------------------------------------

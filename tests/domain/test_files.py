@@ -32,9 +32,10 @@ class FileUpstream:
 
     kind = "fake"
 
-    def __init__(self, *, delay: float = 0.0) -> None:
+    def __init__(self, *, delay: float = 0.0, gap: float = 0.0) -> None:
         self.held: dict[str, bytes] = {}
         self.delay = delay
+        self.gap = gap  # seconds between chunks
         self.fetches: list[str | None] = []
 
     async def start(self, sink: InboundSink) -> None:
@@ -56,7 +57,7 @@ class FileUpstream:
             raise UpstreamFileGone("the messenger no longer has this file")
         for start in range(0, len(data), 4096):
             yield data[start : start + 4096]
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.gap)
 
     async def check_account(self, phone: int) -> str | None:
         return None
@@ -220,6 +221,31 @@ async def test_a_slow_messenger_times_out(db: Database, blobs: BlobStore) -> Non
     with pytest.raises(UpstreamError, match="in time"):
         await files.materialize(remote)
     assert time.monotonic() - started < 2
+
+
+async def test_local_stat_of_stored_files_only(files: Files, upstream: FileUpstream) -> None:
+    upstream.delay = 0.0
+    remote = await _remote(files, upstream, "ref-stat", b"stat me")
+    assert files.local_stat(remote) is None  # not stored yet
+    stored = await files.materialize(remote)
+    found = files.local_stat(stored)
+    assert found is not None
+    path, stat = found
+    assert stat.st_size == 7 and Path(path).read_bytes() == b"stat me"
+    Path(path).unlink()  # gone from the disk: not present, whatever the row says
+    assert files.local_stat(stored) is None
+
+
+async def test_a_large_file_may_take_longer_than_the_timeout(
+    db: Database, blobs: BlobStore
+) -> None:
+    """fetch_timeout bounds each wait; the whole fetch gets more time per byte of the file."""
+    steady = FileUpstream(gap=0.003)  # 150 chunks of 4 KiB: about 0.5 s, 1 MiB/s or more
+    files = Files(db, blobs, steady, retention=3600.0, max_size=1 << 20, fetch_timeout=0.2)
+    data = bytes(range(256)) * (600 * 4)
+    remote = await _remote(files, steady, "ref-large", data, size=len(data))
+    stored = await files.materialize(remote)
+    assert stored.state == "stored" and stored.sha256 == hashlib.sha256(data).hexdigest()
 
 
 async def test_mirror_pending_stores_remote_files(files: Files, upstream: FileUpstream) -> None:

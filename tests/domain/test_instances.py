@@ -135,3 +135,104 @@ async def test_set_state(instances: Instances) -> None:
     await instances.set_state(instance.id, "notAuthorized")
     fresh = await instances.get(instance.id)
     assert fresh is not None and fresh.state == "notAuthorized"
+
+
+# --- the authentication cache ---------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _count_lookups(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts Database.fetch_one calls (the lookups the cache is there to save)."""
+    calls: list[int] = []
+    original = db.fetch_one
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db, "fetch_one", counting)
+    return calls
+
+
+async def test_authentication_is_cached_for_a_second(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    instances = Instances(db, clock=clock)
+    instance, token = await instances.create()
+    calls = await _count_lookups(db, monkeypatch)
+    for _ in range(5):
+        found, ok = await instances.authenticate(instance.id, token)
+        assert found == instance and ok
+    assert len(calls) == 1
+    found, ok = await instances.authenticate(instance.id, "wrong" + token[5:])
+    assert found == instance and not ok  # a cached entry still checks the token
+    assert len(calls) == 1
+    clock.now += 1.01
+    await instances.authenticate(instance.id, token)
+    assert len(calls) == 2  # expired: looked up again
+
+
+async def test_changes_in_this_process_apply_at_once(db: Database) -> None:
+    instances = Instances(db, clock=FakeClock())  # the clock never moves: only drops help
+    instance, token = await instances.create()
+    await instances.authenticate(instance.id, token)
+
+    await instances.update_settings(instance.id, {"incomingWebhook": "no"})
+    found, _ = await instances.authenticate(instance.id, token)
+    assert found is not None and found.settings["incomingWebhook"] == "no"
+
+    await instances.set_state(instance.id, "notAuthorized")
+    found, _ = await instances.authenticate(instance.id, token)
+    assert found is not None and found.state == "notAuthorized"
+
+    await instances.delete(instance.id)
+    found, ok = await instances.authenticate(instance.id, token)
+    assert found is not None and found.deleted and ok
+
+
+async def test_another_process_sees_changes_when_the_entry_expires(db: Database) -> None:
+    """Two Instances objects on one database stand for two worker processes."""
+    clock = FakeClock()
+    here, there = Instances(db, clock=clock), Instances(db, clock=clock)
+    instance, token = await here.create()
+    await here.authenticate(instance.id, token)
+
+    await there.update_settings(instance.id, {"incomingWebhook": "no"})
+    await there.delete(instance.id)
+    found, _ = await here.authenticate(instance.id, token)
+    assert found is not None and not found.deleted  # cached: at most a second old
+    assert found.settings["incomingWebhook"] == "yes"
+
+    clock.now += 1.01
+    found, _ = await here.authenticate(instance.id, token)
+    assert found is not None and found.deleted
+    assert found.settings["incomingWebhook"] == "no"
+
+
+async def test_the_cache_can_be_turned_off(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    instances = Instances(db, auth_cache_seconds=0, clock=FakeClock())
+    instance, token = await instances.create()
+    calls = await _count_lookups(db, monkeypatch)
+    await instances.authenticate(instance.id, token)
+    await instances.authenticate(instance.id, token)
+    assert len(calls) == 2
+
+
+async def test_unknown_ids_are_not_cached(db: Database) -> None:
+    clock = FakeClock()
+    here, there = Instances(db, clock=clock), Instances(db, clock=clock)
+    found, ok = await here.authenticate(ids.FIRST_INSTANCE_ID, "x" * 50)
+    assert found is None and not ok
+    created, token = await there.create()  # made by another process a moment later
+    found, ok = await here.authenticate(created.id, token)
+    assert found is not None and ok

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import datetime
 import gzip
+import hashlib
 import ipaddress
 import logging
 import socket
@@ -25,6 +26,7 @@ import httpcore
 import httpx
 import pytest
 
+from maxgate.blobs import BlobStore
 from maxgate.errors import OutboundBlocked, OutboundError, SizeLimitExceeded
 from maxgate.net import http as outbound
 from maxgate.net.http import FetchedHead, GuardedNetworkBackend, fetch, outbound_client
@@ -785,3 +787,57 @@ async def test_https_uses_public_roots_by_default(serve: ServerFactory, tls: Tls
     async with outbound_client(LOOPBACK) as client:
         with pytest.raises(OutboundError, match="certificate could not be verified"):
             await get(client, server.url(scheme="https", host="localhost"), LOOPBACK)
+
+
+def steady(total: int, piece: int, gap: float) -> Handler:
+    """A Content-Length body sent in pieces, ``gap`` seconds apart."""
+
+    async def handler(request: Request, writer: asyncio.StreamWriter) -> None:
+        writer.write(response(headers=[("Content-Length", str(total))], length=False))
+        for _ in range(total // piece):
+            await writer.drain()
+            await asyncio.sleep(gap)
+            writer.write(b"s" * piece)
+
+    return handler
+
+
+async def test_the_deadline_grows_with_the_announced_size(serve: ServerFactory) -> None:
+    """A body that keeps up min_rate may take longer than ``deadline``; a trickle may not."""
+    server = await serve(steady(total=2000, piece=200, gap=0.05))  # 0.5 s at 4 kB/s
+    async with outbound_client(LOOPBACK, timeout=5) as client:
+        _, body = await get(client, server.url(), LOOPBACK, deadline=0.2, min_rate=2000)
+        assert body == b"s" * 2000  # allowed: 0.2 s + 2000 B / 2000 B/s
+        with pytest.raises(OutboundError, match=r"^timed out after 0\.4 s$"):
+            await get(client, server.url(), LOOPBACK, deadline=0.2, min_rate=10_000)
+
+
+async def test_a_large_body_is_stored_whole_through_large_reads(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    """Socket reads of up to 1 MiB (not httpcore's 64 KiB) still yield every byte, in order,
+    and the blob store names the content by its sha256."""
+    data = bytes(range(256)) * (12 * 1024 + 7)  # ~3 MiB, not a multiple of any read size
+    server = await serve(answer(body=data))
+    blobs = BlobStore(tmp_path.as_uri())
+    async with outbound_client(LOOPBACK) as client:
+        async with fetch(client, server.url(), guard=LOOPBACK, limit=len(data)) as (head, body):
+            assert head.content_length == len(data)
+            blob = await blobs.write(body, limit=len(data))
+        with pytest.raises(SizeLimitExceeded):  # one byte over: refused before any read
+            await get(client, server.url(), LOOPBACK, limit=len(data) - 1)
+    assert (blob.sha256, blob.size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert await blobs.read_all(blob.key) == data
+
+
+def test_connections_read_in_large_pieces() -> None:
+    class Recording(httpcore.AsyncNetworkStream):
+        asked: list[int] = []
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            self.asked.append(max_bytes)
+            return b""
+
+    stream = outbound._LargeReads(Recording())
+    asyncio.run(stream.read(65536))
+    assert Recording.asked == [outbound.READ_SIZE] and outbound.READ_SIZE >= 1 << 20

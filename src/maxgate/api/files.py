@@ -2,15 +2,18 @@
 
 Verifies the signature and expiry, brings the bytes back from the messenger if they are absent,
 and serves them with Range, ETag/If-None-Match, Last-Modified, Content-Disposition (RFC 5987
-for non-ASCII names), the stored Content-Type and ``nosniff``. Local files go out through
-Starlette's FileResponse, which uses the server's zero-copy ``pathsend`` when it offers it.
+for non-ASCII names), the stored Content-Type and ``nosniff``. Local files up to
+``SMALL_FILE`` bytes are read on the event loop and sent as one body (cheaper per request than
+any file transfer); larger ones go out through Starlette's FileResponse, which uses the
+server's zero-copy ``pathsend`` when it offers it. Blobs on S3 are streamed.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import time
-from email.utils import formatdate
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
@@ -25,6 +28,20 @@ from maxgate.runtime import Runtime
 # Media a browser may show inline; everything else downloads, so an uploaded HTML or SVG file
 # can never run as a page of this origin.
 INLINE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/", "audio/")
+SMALL_FILE = 256 * 1024  # local files up to this size are sent from memory in one body
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@functools.lru_cache(maxsize=4096)
+def http_date(timestamp: float) -> str:
+    """An HTTP date (RFC 9110 IMF-fixdate), as ``email.utils.formatdate(…, usegmt=True)``
+    writes it, in a fraction of its time and independent of the locale."""
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 def _disposition(file: FileRecord) -> str:
@@ -43,8 +60,19 @@ def _headers(file: FileRecord) -> dict[str, str]:
         "x-content-type-options": "nosniff",
         "content-security-policy": "default-src 'none'; sandbox",
         "cache-control": "private, max-age=3600",
-        "last-modified": formatdate(file.stored_at or file.created_at, usegmt=True),
+        "last-modified": http_date(file.stored_at or file.created_at),
     }
+
+
+def _link_query(raw: bytes) -> dict[str, str]:
+    """``exp`` and ``sig`` from a query string, as ``parse_qsl`` reads them (the last one of a
+    repeated name wins), without building Starlette's general QueryParams on every download."""
+    found: dict[str, str] = {}
+    for part in raw.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if name in ("exp", "sig"):
+            found[name] = unquote_plus(value) if "%" in value or "+" in value else value
+    return found
 
 
 def _not_modified(request: Request, etag: str) -> bool:
@@ -60,7 +88,7 @@ async def serve_file(request: Request) -> Response:
     """Serve one signed file link."""
     runtime: Runtime = request.app.state.runtime
     params = request.path_params
-    query = request.query_params
+    query = _link_query(request.scope["query_string"])
     try:
         instance_id = int(params["instance"])
         expires = int(query.get("exp", ""))
@@ -70,33 +98,108 @@ async def serve_file(request: Request) -> Response:
     signature = query.get("sig", "")
     if expires < time.time() or not runtime.signer.verify(instance_id, file_id, expires, signature):
         return error_response(403, "Forbidden")
-    file = await runtime.files.get(file_id)
-    if file is None or file.instance_id != instance_id:
+    found = await runtime.files.get(file_id)
+    if found is None or found.instance_id != instance_id:
         return error_response(404, "Not Found")
-    try:
-        file = await runtime.files.materialize(file)
-    except UpstreamFileGone:
-        return error_response(410, "Gone")
-    except UpstreamError:
-        return error_response(502, "Bad Gateway")
+    present = await _present(runtime, found)
+    if isinstance(present, Response):
+        return present
+    file, path, stat = present
     assert file.sha256 is not None
     headers = _headers(file)
     if _not_modified(request, headers["etag"]):
         return Response(status_code=304, headers={"etag": headers["etag"]})
     key = blob_key(file.sha256)
-    size = file.size if file.size is not None else await runtime.blobs.size(key)
+    if stat is not None:
+        size = stat.st_size
+    else:
+        size = file.size if file.size is not None else await runtime.blobs.size(key)
     ranges = parse_ranges(request.headers.get("range"), size)
+    if ranges is not None and not _if_range_holds(request, headers):
+        ranges = None  # the client's copy is another version: send the whole file (RFC 9110)
     if ranges == []:
         return error_response(416, "Range Not Satisfiable", {"content-range": f"bytes */{size}"})
-    path = runtime.blobs.local_path(key)
-    if path is not None:
-        response: Response = FileResponse(path, media_type=file.mime_type, headers=headers)
+    response: Response
+    if path is None or stat is None:
+        response = _stream(runtime, file, key, size, ranges, headers, request)
+    elif size <= SMALL_FILE and (ranges is None or len(ranges) == 1):
+        response = _from_memory(path, size, ranges, headers, file.mime_type, request)
+    else:
+        response = FileResponse(path, media_type=file.mime_type, headers=headers, stat_result=stat)
         if ranges is None and "range" in request.headers:
             response = _IgnoringRange(response)
-    else:
-        response = _stream(runtime, file, key, size, ranges, headers, request)
     client = request.client.host if request.client else "unknown"
     return runtime.download_guard.guard(client, instance_id, response)
+
+
+async def _present(
+    runtime: Runtime, file: FileRecord
+) -> tuple[FileRecord, str | None, os.stat_result | None] | Response:
+    """The file with its bytes present: (record, local path, its stat), both None on S3; or
+    the error response when they cannot be had."""
+    local = runtime.files.local_stat(file)
+    if local is not None:  # the common case: stored here, one stat
+        return file, *local
+    for _attempt in range(2):
+        try:
+            file = await runtime.files.materialize(file)
+        except UpstreamFileGone:
+            return error_response(410, "Gone")
+        except UpstreamError:
+            return error_response(502, "Bad Gateway")
+        assert file.sha256 is not None
+        if runtime.blobs.local_file(blob_key(file.sha256)) is None:
+            return file, None, None
+        local = runtime.files.local_stat(file)
+        if local is not None:
+            return file, *local
+        # evicted between materialize's check and now: bring it back again
+    return error_response(502, "Bad Gateway")
+
+
+def _if_range_holds(request: Request, headers: dict[str, str]) -> bool:
+    """Whether a Range may be honoured: no If-Range, or one naming the current version."""
+    if_range = request.headers.get("if-range")
+    if if_range is None:
+        return True
+    return if_range in (headers["etag"], headers["last-modified"])
+
+
+def _from_memory(
+    path: str,
+    size: int,
+    ranges: list[tuple[int, int]] | None,
+    headers: dict[str, str],
+    media_type: str,
+    request: Request,
+) -> Response:
+    """A small local file (or one range of it) read on the loop and sent as one body."""
+    start, end, status = 0, size, 200
+    if ranges is not None:
+        (start, end), status = ranges[0], 206
+    headers = {**headers, "accept-ranges": "bytes", "content-length": str(end - start)}
+    if status == 206:
+        headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
+    body = b""
+    if request.method != "HEAD":
+        body = _read(path, start, end - start)
+    return Response(body, status_code=status, headers=headers, media_type=media_type)
+
+
+def _read(path: str, offset: int, count: int) -> bytes:
+    """``count`` bytes at ``offset``: one pread of the page cache (microseconds for ≤ 256 KB),
+    without a Python file object."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.pread(fd, count, offset)
+        while len(data) < count:  # a short read: rare, but pread may return less
+            more = os.pread(fd, count - len(data), offset + len(data))
+            if not more:
+                raise OSError(f"{path} is shorter than its recorded size")
+            data += more
+        return data
+    finally:
+        os.close(fd)
 
 
 def parse_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:

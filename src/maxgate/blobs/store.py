@@ -3,19 +3,29 @@
 Bytes stream into a temporary object under ``tmp/`` while their sha256 and size are computed;
 ``commit()`` then moves them to ``blobs/ab/cd/<sha256>``. A ``blobs/`` key therefore only ever
 names complete bytes: a crash leaves at most a temporary object, which ``sweep_temp`` removes.
+
+Deduplication and eviction meet in one place. A commit whose content is stored already drops
+its own copy, and its caller records a file holding that content a moment later; meanwhile
+retention may find no file holding it and delete it. So such a commit first *holds* the content
+(``tmp/hold-<sha256>``, its time refreshed), then checks the blob is still there, and only then
+drops its copy; ``delete_unless_held`` deletes a blob only if it has no hold younger than
+``HOLD_SECONDS``. On a local store both steps run under one file lock (``evict.lock``: shared
+for commits, exclusive for deletions), so either the deleter sees the hold, or the committer
+sees the blob gone and publishes its own copy. S3 has no lock and no rename: the deleter copies
+the blob aside, deletes it, looks for a hold and copies it back if there is one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import fcntl
 import os
 import pathlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Self, cast
@@ -25,17 +35,19 @@ import obstore
 from obstore.exceptions import BaseError as _ObstoreBaseError
 from obstore.store import LocalStore, S3Store
 
+from maxgate.blobs.sinks import PART_CONCURRENCY, PART_SIZE, FileSink, ObjectSink, Sink
 from maxgate.errors import BlobError, BlobNotFound, ConfigError, SizeLimitExceeded
 
 if TYPE_CHECKING:
-    from obstore import AsyncWritableFile, GetOptions
+    from obstore import GetOptions
     from obstore.store import ClientConfig, S3Config
 
-PART_SIZE = 5 * 1024 * 1024  # writer buffer = S3 part size (S3's minimum)
-PART_CONCURRENCY = 2  # parts in flight: a writer holds about (1 + 2) * PART_SIZE bytes at most
 MAX_COPY_SIZE = 5 * 1024**3  # S3 CopyObject's limit; larger temp objects are re-streamed
 CHECK_SECONDS = 10.0  # BlobStore.check's deadline (obstore retries for minutes otherwise)
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the longest validity SigV4 allows
+HOLD_SECONDS = 600.0  # how long a deduplicating commit keeps its content from eviction
+_EVICT_LOCK = "evict.lock"  # a local store's lock between commits and deletions (module docs)
+MAX_SAFE_DIRS = 70_000  # local_path's checked directories (blobs/ab/cd: 65,536 at most)
 
 _OBSTORE_ERRORS = (_ObstoreBaseError, OSError, ValueError)
 _SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
@@ -82,10 +94,7 @@ class BlobWriter:
         self._store = store
         self._limit = limit
         self.temp_key = f"tmp/{uuid.uuid4().hex}"
-        self._file: AsyncWritableFile | None = obstore.open_writer_async(
-            store._store, self.temp_key, buffer_size=PART_SIZE, max_concurrency=PART_CONCURRENCY
-        )
-        self._hash = hashlib.sha256()
+        self._sink: Sink | None = store._open_sink(self.temp_key)
         self._size = 0
         self._lock = asyncio.Lock()
         self._interrupted = False  # a write() did not finish: the temp object's bytes are unknown
@@ -100,7 +109,7 @@ class BlobWriter:
         """Append ``data``; past the limit, abort (dropping the temp object) and raise
         ``SizeLimitExceeded``."""
         async with self._lock:
-            if self._file is None or self._finishing is not None or self._interrupted:
+            if self._sink is None or self._finishing is not None or self._interrupted:
                 raise BlobError(
                     "write() on a blob writer that was committed, aborted or interrupted"
                 )
@@ -112,11 +121,10 @@ class BlobWriter:
                 return
             self._interrupted = True
             try:
-                await self._file.write(data)
+                await self._sink.write(data)
             except _OBSTORE_ERRORS as exc:
                 await self._discard()
-                raise _translate(exc, f"writing {self.temp_key}") from exc
-            self._hash.update(data)
+                raise _translate(exc, f"writing {self.temp_key}", not_found=False) from exc
             self._size = size
             self._interrupted = False
 
@@ -126,11 +134,11 @@ class BlobWriter:
         same result; it keeps running to the end even if the caller is cancelled."""
         async with self._lock:
             if self._finishing is None:
-                if self._file is None or self._interrupted:
+                if self._sink is None or self._interrupted:
                     await self._discard()
                     raise BlobError("commit() on a blob writer that was aborted or interrupted")
-                self._finishing = asyncio.create_task(self._finish(self._file))
-                self._file = None
+                self._finishing = asyncio.create_task(self._finish(self._sink))
+                self._sink = None
             task = self._finishing
         return await asyncio.shield(task)
 
@@ -150,23 +158,22 @@ class BlobWriter:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.abort()
 
-    async def _finish(self, file: AsyncWritableFile) -> StoredBlob:
-        sha256 = self._hash.hexdigest()
-        blob = StoredBlob(sha256, self._size, blob_key(sha256))
+    async def _finish(self, sink: Sink) -> StoredBlob:
         try:
             try:
-                await file.close()
+                sha256 = await sink.close()
+                blob = StoredBlob(sha256, self._size, blob_key(sha256))
                 await self._store._publish(self.temp_key, blob)
             except _OBSTORE_ERRORS as exc:
                 raise _translate(exc, f"committing {self.temp_key}", not_found=False) from exc
         except BaseException:
-            await self._store._drop_temp(None, self.temp_key)
+            await self._store._drop_temp(sink, self.temp_key)
             raise
         return blob
 
     async def _discard(self) -> None:
-        file, self._file = self._file, None
-        await asyncio.shield(self._store._drop_temp(file, self.temp_key))
+        sink, self._sink = self._sink, None
+        await asyncio.shield(self._store._drop_temp(sink, self.temp_key))
 
 
 class BlobStore:
@@ -192,6 +199,8 @@ class BlobStore:
         )
         self._shown_url = parts._replace(query=shown).geturl()
         self._root: pathlib.Path | None = None
+        self._root_name: str | None = None
+        self._safe_dirs: set[str] = set()  # directories under the root known to stay inside
         self._fsync = False
         self._store: LocalStore | S3Store
         if parts.scheme == "file":
@@ -215,6 +224,7 @@ class BlobStore:
         except OSError as exc:
             raise ConfigError(f"cannot create the blob store directory {root}: {exc}") from exc
         self._root = root.resolve()
+        self._root_name = str(self._root)
         return LocalStore(self._root)
 
     def _open_s3(self, bucket: str, path: str, params: dict[str, str]) -> S3Store:
@@ -323,14 +333,35 @@ class BlobStore:
     def local_path(self, key: str) -> pathlib.Path | None:
         """Return the file of a blob for zero-copy serving (local stores), None on S3.
 
-        Raises ``ValueError`` for a key that is malformed or would resolve outside the root."""
+        Raises ``ValueError`` for a key that is malformed or would resolve outside the root
+        (through a symlink planted in the store)."""
+        found = self.local_file(key)
+        return None if found is None else pathlib.Path(found)
+
+    def local_file(self, key: str) -> str | None:
+        """``local_path`` as a string, for hot paths (no pathlib objects).
+
+        A directory found inside the root is remembered, so the common case costs one
+        ``lstat`` instead of resolving every component of the path on every request."""
         _check_key(key)
-        if self._root is None:
+        if self._root_name is None:
             return None
-        path = self._root.joinpath(*key.split("/"))
-        if not path.resolve().is_relative_to(self._root):
+        directory, _, name = f"{self._root_name}/{key}".rpartition("/")
+        if directory not in self._safe_dirs:
+            if not self._inside(directory):
+                raise ValueError(f"blob key {key!r} resolves outside the store")
+            if os.path.isdir(directory):  # a missing one is checked again once it exists
+                if len(self._safe_dirs) >= MAX_SAFE_DIRS:
+                    self._safe_dirs.clear()
+                self._safe_dirs.add(directory)
+        path = f"{directory}/{name}"
+        if os.path.islink(path) and not self._inside(path):
             raise ValueError(f"blob key {key!r} resolves outside the store")
         return path
+
+    def _inside(self, path: str) -> bool:
+        assert self._root is not None
+        return pathlib.Path(path).resolve().is_relative_to(self._root)
 
     async def presigned_url(
         self,
@@ -394,18 +425,75 @@ class BlobStore:
         except _OBSTORE_ERRORS as exc:
             raise _translate(exc, f"checking {self!r}", not_found=False) from exc
 
+    def _open_sink(self, temp_key: str) -> Sink:
+        """The write side of a new temporary object."""
+        if self._root_name is not None:
+            return FileSink(f"{self._root_name}/{temp_key}", fsync=self._fsync)
+        return ObjectSink(self._store, temp_key)
+
+    async def delete_unless_held(self, sha256: str, *, hold_seconds: float = HOLD_SECONDS) -> bool:
+        """Delete the blob of ``sha256`` unless a commit deduplicated onto it in the last
+        ``hold_seconds`` (see the module's docstring); True when it is gone (or was absent).
+
+        On S3 the blob is copied aside first and copied back if held, so a reader may miss it
+        for that moment; a local store deletes under a lock and never hides a kept blob."""
+        key = blob_key(sha256)
+        cutoff = time.time() - hold_seconds
+        try:
+            if self._root_name is not None:
+                root = self._root_name
+                return await asyncio.to_thread(
+                    _delete_unless_held_file,
+                    f"{root}/{key}",
+                    hold=f"{root}/{_hold_key(sha256)}",
+                    lock=f"{root}/{_EVICT_LOCK}",
+                    cutoff=cutoff,
+                )
+            trash = f"tmp/trash-{uuid.uuid4().hex}"
+            return await self._delete_unless_held_object(key, trash, _hold_key(sha256), cutoff)
+        except _OBSTORE_ERRORS as exc:
+            raise _translate(exc, f"deleting {key}", not_found=False) from exc
+
+    async def _delete_unless_held_object(
+        self, key: str, trash: str, hold: str, cutoff: float
+    ) -> bool:
+        try:
+            await obstore.copy_async(self._store, key, trash)
+        except FileNotFoundError:
+            return True
+        try:
+            await obstore.delete_async(self._store, key)
+            try:
+                held = (await obstore.head_async(self._store, hold))["last_modified"]
+            except FileNotFoundError:
+                return True
+            if held.timestamp() < cutoff:
+                return True
+            await obstore.copy_async(self._store, trash, key)
+            return False
+        finally:
+            with contextlib.suppress(*_OBSTORE_ERRORS):
+                await obstore.delete_async(self._store, trash)
+
     async def _publish(self, temp_key: str, blob: StoredBlob) -> None:
-        """Move a finished temp object to its content key (or drop it if the key exists)."""
+        """Move a finished temp object to its content key; if the key exists, hold it and drop
+        the temp object (see the module's docstring)."""
+        if self._root_name is not None:
+            await asyncio.to_thread(
+                _publish_file,
+                f"{self._root_name}/{temp_key}",
+                f"{self._root_name}/{blob.key}",
+                hold=f"{self._root_name}/{_hold_key(blob.sha256)}",
+                lock=f"{self._root_name}/{_EVICT_LOCK}",
+                fsync=self._fsync,
+            )
+            return
         if await self.exists(blob.key):
-            await obstore.delete_async(self._store, temp_key)
-        elif self._root is not None:
-            if self._fsync:
-                await asyncio.to_thread(_fsync, self._root / temp_key)
-            # rename(2) replaces atomically; a concurrent commit of the same bytes is harmless.
-            await obstore.rename_async(self._store, temp_key, blob.key, overwrite=True)
-            if self._fsync:
-                await asyncio.to_thread(_fsync, (self._root / blob.key).parent)
-        elif blob.size > MAX_COPY_SIZE:
+            await obstore.put_async(self._store, _hold_key(blob.sha256), b"")
+            if await self.exists(blob.key):
+                await obstore.delete_async(self._store, temp_key)
+                return
+        if blob.size > MAX_COPY_SIZE:
             source = await obstore.get_async(self._store, temp_key)
             await obstore.put_async(
                 self._store,
@@ -419,15 +507,17 @@ class BlobStore:
             # Server-side copy, then delete; both copies of the same bytes are identical.
             await obstore.rename_async(self._store, temp_key, blob.key, overwrite=True)
 
-    async def _drop_temp(self, file: AsyncWritableFile | None, temp_key: str) -> None:
-        """Best-effort removal of a temp object. An unfinished writer is aborted first, which
-        aborts its S3 multipart upload or removes its local staging file."""
-        if file is not None:
-            # Leaving obstore's writer context with an exception is its (only) abort call.
+    async def _drop_temp(self, sink: Sink | None, temp_key: str) -> None:
+        """Best-effort removal of a temp object. An unfinished sink is aborted first, which
+        aborts its S3 multipart upload or closes its local file."""
+        if sink is not None:
             with contextlib.suppress(*_OBSTORE_ERRORS):
-                await file.__aexit__(BlobError, BlobError("aborted"), None)
+                await sink.abort()
         with contextlib.suppress(*_OBSTORE_ERRORS):
-            await obstore.delete_async(self._store, temp_key)
+            if self._root_name is not None:
+                await asyncio.to_thread(_unlink, f"{self._root_name}/{temp_key}")
+            else:
+                await obstore.delete_async(self._store, temp_key)
 
 
 def _check_params(params: dict[str, str], known: set[str]) -> None:
@@ -459,12 +549,66 @@ def _translate(exc: Exception, what: str, *, not_found: bool = True) -> BlobErro
     return BlobError(f"{what} failed: {_first_line(exc)}")
 
 
-def _fsync(path: pathlib.Path) -> None:
+def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _hold_key(sha256: str) -> str:
+    return f"tmp/hold-{sha256}"
+
+
+def _publish_file(temp: str, final: str, *, hold: str, lock: str, fsync: bool) -> None:
+    """Local commit, in one thread hop: when the content is stored already, hold it and drop
+    the temp file (under the shared eviction lock); else rename the temp file into place
+    (rename(2) replaces atomically, so a concurrent commit of the same bytes is harmless) and
+    make the directory entry durable."""
+    if os.path.exists(final):
+        with _locked(lock, fcntl.LOCK_SH):
+            os.close(os.open(hold, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            os.utime(hold)  # an older hold is refreshed
+            if os.path.exists(final):  # still there, and held now: ours is not needed
+                os.unlink(temp)
+                return
+    directory = os.path.dirname(final)
+    os.makedirs(directory, exist_ok=True)
+    os.rename(temp, final)
+    if fsync:
+        _fsync(directory)
+
+
+def _delete_unless_held_file(final: str, *, hold: str, lock: str, cutoff: float) -> bool:
+    """Delete a local blob unless held since ``cutoff`` (under the exclusive eviction lock)."""
+    with _locked(lock, fcntl.LOCK_EX):
+        if not os.path.exists(final):
+            return True
+        try:
+            if os.stat(hold).st_mtime >= cutoff:
+                return False
+        except FileNotFoundError:
+            pass
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(final)
+        return True
+
+
+@contextlib.contextmanager
+def _locked(path: str, operation: int) -> Iterator[None]:
+    """``flock`` a lock file (shared by every process using the store); closing releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, operation)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _sweep_dir(directory: pathlib.Path, cutoff: float) -> int:

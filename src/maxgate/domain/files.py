@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import stat
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +22,7 @@ from maxgate.blobs import BlobStore, StoredBlob, blob_key
 from maxgate.domain import ids, thumbnails
 from maxgate.domain.records import FileRecord
 from maxgate.errors import BlobError, MaxgateError, SizeLimitExceeded, UpstreamError
+from maxgate.net.deadlines import TransferDeadline, paced
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
 from maxgate.upstream.base import InboundFile, Upstream
@@ -49,6 +52,11 @@ def row_to_file(row: Any, prefix: str = "") -> FileRecord:
 def row_to_file_values(values: dict[str, Any]) -> FileRecord:
     """Build a FileRecord from the column values just inserted."""
     return FileRecord(**values)
+
+
+def _is_file(path: str) -> bool:
+    """A local stat, on the loop: microseconds, where a blob store round trip is not."""
+    return os.path.isfile(path)
 
 
 class Files:
@@ -183,7 +191,9 @@ class Files:
             task = asyncio.get_running_loop().create_task(self._refresh_and_fetch(file.id))
             self._inflight[file.id] = task
             task.add_done_callback(lambda _t: self._inflight.pop(file.id, None))
-        async with asyncio.timeout(self.fetch_timeout + 5):  # not wait_for: see Outbox.run
+        # Waiting is bounded like the fetch itself (plus its commit); not wait_for: see Outbox.run
+        deadline = TransferDeadline(self.fetch_timeout * 2, size=file.size or 0)
+        async with asyncio.timeout(deadline.allowed):
             return await asyncio.shield(task)
 
     async def close(self) -> None:
@@ -195,13 +205,27 @@ class Files:
             with contextlib.suppress(asyncio.CancelledError, MaxgateError):
                 await task
 
+    def local_stat(self, file: FileRecord) -> tuple[str, os.stat_result] | None:
+        """The local blob file of a stored file and its ``stat``, or None (not stored, not on a
+        local store, or the file is gone): the link route's check, without a second stat."""
+        if file.state != "stored" or not file.sha256:
+            return None
+        path = self.blobs.local_file(blob_key(file.sha256))
+        if path is None:
+            return None
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return (path, found) if stat.S_ISREG(found.st_mode) else None
+
     async def _present(self, file: FileRecord) -> bool:
         if file.state != "stored" or not file.sha256:
             return False
         key = blob_key(file.sha256)
-        path = self.blobs.local_path(key)
-        if path is not None:  # a local stat is microseconds; the store round trip is not
-            return path.is_file()
+        path = self.blobs.local_file(key)
+        if path is not None:
+            return _is_file(path)
         return await self.blobs.exists(key)
 
     async def _refresh_and_fetch(self, file_id: str) -> FileRecord:
@@ -216,11 +240,16 @@ class Files:
     async def _fetch(self, file: FileRecord) -> FileRecord:
         if file.upstream_ref is None and file.sha256 is None:
             raise UpstreamError("the file has neither bytes here nor a messenger reference")
+        # fetch_timeout bounds each wait for bytes; the whole fetch gets that plus one second
+        # per MIN_RATE bytes of the file (maxgate.net.deadlines), so large files can finish.
+        deadline = TransferDeadline(self.fetch_timeout, size=file.size)
+        chunks = paced(
+            self.upstream.fetch_file(file.instance_id, file),
+            idle=self.fetch_timeout,
+            deadline=deadline,
+        )
         try:
-            async with asyncio.timeout(self.fetch_timeout):
-                blob = await self.blobs.write(
-                    self.upstream.fetch_file(file.instance_id, file), limit=self.max_size
-                )
+            blob = await self.blobs.write(chunks, limit=self.max_size)
         except TimeoutError as exc:
             raise UpstreamError("the messenger did not deliver the file in time") from exc
         except SizeLimitExceeded as exc:

@@ -1,9 +1,16 @@
-"""Instances: creation, authentication, deletion and their GREEN-API settings."""
+"""Instances: creation, authentication, deletion and their GREEN-API settings.
+
+Authentication runs on every API call, so ``Instances.authenticate`` keeps what it looked up for
+``auth_cache_seconds`` (1 s by default) in this process: instance id → (instance, token hash).
+Changes made through this ``Instances`` object (settings, state, deletion) drop the entry at
+once; another process (a second worker, the CLI) sees them within that second.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,10 +44,18 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "stateWebhook": "yes",
 }
 DELAY_RANGE = (500, 600000)
+AUTH_CACHE_SECONDS = 1.0
+AUTH_CACHE_SIZE = 10_000  # entries; expired ones are dropped when it fills up
 _BY_ID = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("instance_id"))
+_LIVE_BY_CHAT_ID = sa.select(t.instances).where(
+    t.instances.c.chat_id == sa.bindparam("chat_id"), t.instances.c.deleted_at.is_(None)
+)
+_LIVE_BY_PHONE = sa.select(t.instances).where(
+    t.instances.c.phone == sa.bindparam("phone"), t.instances.c.deleted_at.is_(None)
+)
 
 
-def _row_to_instance(row: sa.Row[Any]) -> Instance:
+def _row_to_instance(row: Any) -> Instance:
     return Instance(
         id=row.id,
         name=row.name,
@@ -56,8 +71,18 @@ def _row_to_instance(row: sa.Row[Any]) -> Instance:
 class Instances:
     """Creates, finds, authenticates and deletes instances."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        auth_cache_seconds: float = AUTH_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
+        self.auth_cache_seconds = auth_cache_seconds
+        self._clock = clock
+        # instance id -> (valid until, the instance, its token hash)
+        self._auth_cache: dict[int, tuple[float, Instance, str]] = {}
 
     async def create(
         self, *, name: str = "", settings: dict[str, Any] | None = None
@@ -94,32 +119,49 @@ class Instances:
         return _row_to_instance(row) if row else None
 
     async def authenticate(self, instance_id: int, token: str) -> tuple[Instance | None, bool]:
-        """Find an instance and check its token in constant time: (instance, token_ok)."""
+        """Find an instance and check its token in constant time: (instance, token_ok).
+
+        The lookup is cached for ``auth_cache_seconds`` (see the module's docstring).
+        """
+        now = self._clock()
+        cached = self._auth_cache.get(instance_id)
+        if cached is not None and cached[0] > now:
+            _, instance, stored_hash = cached
+            return instance, ids.token_matches(token, stored_hash)
         row = await self.db.fetch_one(_BY_ID, {"instance_id": instance_id})
         if row is None:
             ids.token_matches(token, "0" * 64)  # same work for unknown ids
             return None, False
-        return _row_to_instance(row), ids.token_matches(token, row.token_hash)
+        instance = _row_to_instance(row)
+        if self.auth_cache_seconds > 0:
+            if len(self._auth_cache) >= AUTH_CACHE_SIZE:
+                self._prune(now)
+            self._auth_cache[instance_id] = (
+                now + self.auth_cache_seconds,
+                instance,
+                row.token_hash,
+            )
+        return instance, ids.token_matches(token, row.token_hash)
+
+    def forget(self, instance_id: int) -> None:
+        """Drop an instance from the authentication cache (after changing it)."""
+        self._auth_cache.pop(instance_id, None)
+
+    def _prune(self, now: float) -> None:
+        expired = [key for key, (until, _, _) in self._auth_cache.items() if until <= now]
+        for key in expired:
+            del self._auth_cache[key]
+        if len(self._auth_cache) >= AUTH_CACHE_SIZE:
+            self._auth_cache.clear()
 
     async def by_chat_id(self, chat_id: str) -> Instance | None:
         """The live instance a sandbox chatId belongs to, or None."""
-        row = await self.db.fetch_one(
-            sa.select(t.instances).where(
-                t.instances.c.chat_id == chat_id, t.instances.c.deleted_at.is_(None)
-            )
-        )
+        row = await self.db.fetch_one(_LIVE_BY_CHAT_ID, {"chat_id": chat_id})
         return _row_to_instance(row) if row else None
 
     async def by_phone(self, phone: int) -> Instance | None:
         """The live instance with that phone number, or None."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.instances).where(
-                        t.instances.c.phone == phone, t.instances.c.deleted_at.is_(None)
-                    )
-                )
-            ).first()
+        row = await self.db.fetch_one(_LIVE_BY_PHONE, {"phone": phone})
         return _row_to_instance(row) if row else None
 
     async def list(self, *, include_deleted: bool = False) -> list[Instance]:
@@ -139,6 +181,7 @@ class Instances:
                 .where(t.instances.c.id == instance_id, t.instances.c.deleted_at.is_(None))
                 .values(deleted_at=time.time())
             )
+        self.forget(instance_id)
         return result.rowcount == 1
 
     async def update_settings(self, instance_id: int, changes: dict[str, Any]) -> Instance:
@@ -155,6 +198,7 @@ class Instances:
                 .where(t.instances.c.id == instance_id)
                 .values(settings=json.dumps(merged))
             )
+        self.forget(instance_id)
         instance = await self.get(instance_id)
         assert instance is not None
         return instance
@@ -165,3 +209,4 @@ class Instances:
             await conn.execute(
                 t.instances.update().where(t.instances.c.id == instance_id).values(state=state)
             )
+        self.forget(instance_id)

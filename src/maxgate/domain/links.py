@@ -19,13 +19,21 @@ class LinkSigner:
 
     def __init__(self, key: str, base_url: str) -> None:
         self._key = key.encode("utf-8")
+        self._instance_keys: dict[int, bytes] = {}
         self.base_url = base_url.rstrip("/")
 
     def __repr__(self) -> str:
         return f"LinkSigner(base_url={self.base_url!r})"
 
     def _instance_key(self, instance_id: int) -> bytes:
-        return hmac.digest(self._key, f"instance:{instance_id}".encode(), hashlib.sha256)
+        # Derived once per instance: every link rendered or checked needs it.
+        key = self._instance_keys.get(instance_id)
+        if key is None:
+            key = hmac.digest(self._key, f"instance:{instance_id}".encode(), hashlib.sha256)
+            if len(self._instance_keys) >= 100_000:
+                self._instance_keys.clear()
+            self._instance_keys[instance_id] = key
+        return key
 
     def signature(self, instance_id: int, file_id: str, expires: int) -> str:
         """The signature of one link."""

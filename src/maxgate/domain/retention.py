@@ -1,8 +1,11 @@
 """Retention: evicting the bytes of expired files, and checking stored blobs.
 
 Eviction works in bounded batches: first the files' state changes to ``evicted`` in the
-database, then a blob is deleted — only when no file still ``stored`` holds the same content.
-Evicted is not gone: the metadata stays, and the bytes come back from the messenger on demand.
+database, then a blob is deleted — only when no file still ``stored`` holds the same content,
+and no upload deduplicated onto it a moment ago (``BlobStore.delete_unless_held``: its file row
+may not be written yet). A blob kept for that reason is looked at again once the hold has
+passed. Evicted is not gone: the metadata stays, and the bytes come back from the messenger on
+demand.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from maxgate.blobs import BlobStore, blob_key
+from maxgate.blobs import BlobStore
+from maxgate.blobs.store import HOLD_SECONDS
 from maxgate.errors import BlobError, BlobNotFound
 from maxgate.store import tables as t
 from maxgate.store.database import Database
@@ -42,23 +46,35 @@ class VerifyResult:
 class Retention:
     """Evicts expired bytes and verifies stored ones."""
 
-    def __init__(self, db: Database, blobs: BlobStore) -> None:
+    def __init__(
+        self, db: Database, blobs: BlobStore, *, hold_seconds: float = HOLD_SECONDS
+    ) -> None:
         self.db = db
         self.blobs = blobs
+        self.hold_seconds = hold_seconds
+        self._held: dict[str, float] = {}  # sha256 -> when a hold kept its blob
 
     async def sweep(self, *, batch: int = 500, now: float | None = None) -> SweepResult:
-        """Evict every expired stored file, ``batch`` at a time."""
+        """Evict every expired stored file, ``batch`` at a time; then look again at blobs a
+        hold kept earlier, once their hold has passed."""
         result = SweepResult()
         while True:
             evicted, hashes = await self._evict_batch(batch, time.time() if now is None else now)
             result.evicted_files += evicted
             for sha256 in hashes:
-                freed = await self._drop_if_unheld(sha256)
-                if freed is not None:
-                    result.deleted_blobs += 1
-                    result.freed_bytes += freed
+                self._count(result, await self._drop_if_unheld(sha256))
             if evicted < batch:
-                return result
+                break
+        due = time.time() - self.hold_seconds
+        for sha256 in [sha for sha, kept in self._held.items() if kept <= due]:
+            self._count(result, await self._drop_if_unheld(sha256))
+        return result
+
+    @staticmethod
+    def _count(result: SweepResult, freed: int | None) -> None:
+        if freed is not None:
+            result.deleted_blobs += 1
+            result.freed_bytes += freed
 
     async def _evict_batch(self, batch: int, now: float) -> tuple[int, set[str]]:
         async with self.db.write() as conn:
@@ -80,21 +96,25 @@ class Retention:
 
     async def _drop_if_unheld(self, sha256: str) -> int | None:
         """Delete a blob no stored file holds any more; returns its size, or None if kept."""
-        async with self.db.write() as conn:
-            holders = (
-                await conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(t.files)
-                    .where(t.files.c.sha256 == sha256, t.files.c.state == "stored")
-                )
-            ).scalar_one()
-            if holders:
+        holders = sa.select(sa.func.count()).where(
+            t.files.c.sha256 == sha256, t.files.c.state == "stored"
+        )
+        async with self.db.read() as conn:
+            if (await conn.execute(holders)).scalar_one():
+                self._held.pop(sha256, None)
                 return None
+        if not await self.blobs.delete_unless_held(sha256, hold_seconds=self.hold_seconds):
+            self._held[sha256] = time.time()  # an upload is about to record a file holding it
+            return None
+        self._held.pop(sha256, None)
+        async with self.db.write() as conn:
             size = (
                 await conn.execute(sa.select(t.blobs.c.size).where(t.blobs.c.sha256 == sha256))
             ).scalar()
-            await conn.execute(t.blobs.delete().where(t.blobs.c.sha256 == sha256))
-        await self.blobs.delete(blob_key(sha256))
+            # A file recorded meanwhile re-published the bytes (see BlobStore): keep its row.
+            await conn.execute(
+                t.blobs.delete().where(t.blobs.c.sha256 == sha256, ~sa.exists(holders))
+            )
         return int(size or 0)
 
     async def stats(self) -> list[dict[str, Any]]:
