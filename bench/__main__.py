@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [--quick] [--no-profile] [p1 p2 p3 p4 p6]``.
+"""Run the benchmarks: ``python -m bench [--quick] [--no-profile] [p1 p2 p3 p4 p5 p6]``.
 
 Without ids every benchmark runs, in order. Full runs save their results in bench/results/ and
 rewrite the generated part of bench/RESULTS.md; ``--quick`` runs (small sizes, one round) keep
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "p2": "bench.p2_links",
     "p3": "bench.p3_memory",
     "p4": "bench.p4_latency",
+    "p5": "bench.p5_webhooks",
     "p6": "bench.p6_mirror",
 }
 

@@ -6,7 +6,8 @@ import contextlib
 import dataclasses
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -117,3 +118,48 @@ def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database (dropped afterwards)."""
     with _temporary_pg_database() as url:
         yield url
+
+
+@dataclasses.dataclass
+class Gateway:
+    """A gateway built from its own settings, with an in-process client."""
+
+    settings: Settings
+    runtime: Runtime
+    client: httpx.AsyncClient
+
+    async def account(self, name: str = "") -> Account:
+        """A fresh instance of this gateway."""
+        instance, token = await self.runtime.instances.create(name=name)
+        return Account(instance, token)
+
+
+GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """Build gateways with settings overrides, e.g. ``await make_gateway(max_file_size="1MB")``.
+
+    As the shared ``settings`` fixture, rate limits are off unless the overrides turn them on.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        built = 0
+
+        async def build(**overrides: Any) -> Gateway:
+            nonlocal built
+            built += 1
+            data_dir = str(tmp_path / f"gateway{built}")
+            settings = load_settings(
+                overrides={"data_dir": data_dir, "rate_limits": False, **overrides}, environ={}
+            )
+            app = create_app(settings)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url=settings.base_url
+                )
+            )
+            return Gateway(settings, app.state.runtime, client)
+
+        yield build

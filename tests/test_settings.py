@@ -112,6 +112,10 @@ def test_a_config_file_without_a_section_works(tmp_path: Path) -> None:
         ("upstream", "telegram"),
         ("log_level", "verbose"),
         ("workers", "2.5"),
+        ("webhook_retry_delays", "5s,soon"),
+        ("webhook_retry_delays", "5s,0s"),
+        ("notification_retention", "-5s"),
+        ("webhook_timeout", "-1s"),
     ],
 )
 @pytest.mark.parametrize("source", ["env", "flag", "file"])
@@ -361,3 +365,16 @@ def test_derived_urls(tmp_path: Path) -> None:
     assert _load(tmp_path, overrides={"host": "::1", "port": "9"}).base_url == "http://[::1]:9"
     behind = _load(tmp_path, overrides={"public_url": "https://max.example.com/"})
     assert behind.base_url == "https://max.example.com"
+
+
+def test_webhook_retry_delays_are_a_list_of_durations(tmp_path: Path) -> None:
+    loaded = _load(tmp_path, environ={"MAXGATE_WEBHOOK_RETRY_DELAYS": "2s, 1m,1h"})
+    assert loaded.webhook_retry_delays == (2.0, 60.0, 3600.0)
+    again = _load(tmp_path, environ=loaded.to_environ())
+    assert again.webhook_retry_delays == loaded.webhook_retry_delays
+    assert setting("webhook_retry_delays").show_default() == "5s,10s,60s"
+
+
+def test_a_new_data_dir_is_private(tmp_path: Path) -> None:
+    loaded = _load(tmp_path)
+    assert stat.S_IMODE(loaded.data_path.stat().st_mode) == 0o700

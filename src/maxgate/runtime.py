@@ -14,18 +14,22 @@ import httpx
 
 from maxgate.api.downloadguard import DownloadGuard
 from maxgate.api.ratelimit import RateLimiter
+from maxgate.api.shapes import file_link
 from maxgate.blobs import BlobStore
 from maxgate.domain.files import Files
 from maxgate.domain.instances import Instances
 from maxgate.domain.journal import Journal
 from maxgate.domain.links import LinkSigner
+from maxgate.domain.notifications import Notifications
 from maxgate.domain.outbox import Outbox
 from maxgate.domain.retention import Retention
+from maxgate.domain.webhooks import Webhooks
 from maxgate.errors import MaxgateError
 from maxgate.net.http import outbound_client
 from maxgate.net.urlguard import UrlGuard
 from maxgate.settings import MAX_FILE_SIZE_CAP, Settings
 from maxgate.store.database import Database
+from maxgate.upstream.counting import CountingUpstream
 from maxgate.upstream.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,7 @@ class Runtime:
             self.instances,
             retention=settings.sandbox_retention,
         )
-        self.upstream = self.sandbox
+        self.upstream = CountingUpstream(self.sandbox)  # errors by operation, for /metrics
         self.files = Files(
             self.db,
             self.blobs,
@@ -59,13 +63,30 @@ class Runtime:
             max_size=MAX_FILE_SIZE_CAP,
             fetch_timeout=settings.outbound_timeout,
         )
-        self.journal = Journal(self.db, self.files)
+        self.signer = LinkSigner(settings.link_key.reveal(), settings.base_url)
+        self.notifications = Notifications(
+            self.db,
+            file_by_id=self.files.get,
+            link=lambda file: file_link(self.signer, file, settings.file_retention),
+            retention=settings.notification_retention,
+        )
+        self.journal = Journal(
+            self.db, self.files, instances=self.instances, notifications=self.notifications
+        )
         self.retention = Retention(self.db, self.blobs)
         self.outbox = Outbox(self.db, self.instances, self.journal, self.files, self.upstream)
         self.journal.on_outbox = self.outbox.notify
-        self.signer = LinkSigner(settings.link_key.reveal(), settings.base_url)
         self.guard = UrlGuard(settings.outbound_allow)
         self._http: httpx.AsyncClient | None = None
+        self.webhooks = Webhooks(
+            self.db,
+            self.instances,
+            self.notifications,
+            lambda: self.http,
+            timeout=settings.webhook_timeout,
+            retry_delays=settings.webhook_retry_delays,
+        )
+        self.notifications.on_added = self.webhooks.notify
         self._mirror_wake = asyncio.Event()
         if settings.mirror_mode == "eager":
             self.journal.on_remote_file = self._mirror_wake.set
@@ -95,10 +116,12 @@ class Runtime:
         await self.upstream.start(self.journal)
 
     async def start_workers(self) -> None:
-        """Start the background workers: sending, mirroring, temp-blob sweeping."""
+        """Start the background workers: sending, webhooks, mirroring, sweeping."""
         await self.outbox.recover()
         self._workers = [
             asyncio.create_task(self.outbox.run(), name="maxgate-outbox"),
+            asyncio.create_task(self.webhooks.run(), name="maxgate-webhooks"),
+            asyncio.create_task(self.notifications.watch(), name="maxgate-notification-watch"),
         ]
         self._workers.append(asyncio.create_task(self._sweep_loop(), name="maxgate-sweep"))
         if self.settings.mirror_mode == "eager":
@@ -123,12 +146,19 @@ class Runtime:
         while True:
             try:
                 await self.retention.sweep()
+                await self.notifications.sweep()
                 if loop.time() >= next_temp_sweep:
                     await self.blobs.sweep_temp(older_than_seconds=TEMP_BLOB_AGE)
                     next_temp_sweep = loop.time() + 3600
             except MaxgateError:
                 log.exception("sweeping failed; retrying")
-            await asyncio.sleep(min(SWEEP_INTERVAL, self.settings.file_retention))
+            await asyncio.sleep(
+                min(
+                    SWEEP_INTERVAL,
+                    self.settings.file_retention,
+                    self.settings.notification_retention,
+                )
+            )
 
     async def close(self) -> None:
         """Stop workers and release every connection."""
@@ -138,6 +168,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.outbox.close()
+        await self.webhooks.close()
         await self.files.close()
         if self.limiter is not None:
             self.limiter.close()

@@ -121,7 +121,7 @@ class Setting:
     """One setting: its name, how to parse it, its default and its help text."""
 
     name: str
-    kind: str  # str, int, bool, size, duration, secret, cidrs, choice
+    kind: str  # str, int, bool, size, duration, durations, secret, cidrs, choice
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -152,10 +152,12 @@ class Setting:
 
     def show_default(self) -> str:
         """The default as the docs and --help print it."""
-        if self.kind == "secret":
+        if self.kind == "secret" and self.name in GENERATED_SECRETS:
             return "(generated, kept in the data dir)"
         if self.default in ("", ()):
             return "(empty)"
+        if self.kind == "durations":
+            return ",".join(f"{d:g}s" for d in self.default)
         return str(self.default)
 
 
@@ -174,6 +176,16 @@ def _parse_cidrs(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
     return tuple(networks)
 
 
+def _parse_durations(value: Any) -> tuple[float, ...]:
+    if isinstance(value, tuple):
+        return value
+    items = value if isinstance(value, list) else str(value).split(",")
+    durations = tuple(parse_duration(item) for item in items if str(item).strip())
+    if not durations or min(durations) <= 0:
+        raise ValueError(f"expected positive durations such as 5s,10s,1m, got {value!r}")
+    return durations
+
+
 def _parse_secret(value: Any) -> Secret:
     return value if isinstance(value, Secret) else Secret(str(value))
 
@@ -187,6 +199,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "duration": parse_duration,
     "secret": _parse_secret,
     "cidrs": _parse_cidrs,
+    "durations": _parse_durations,
 }
 
 SETTINGS: tuple[Setting, ...] = (
@@ -254,6 +267,25 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_json_body", "size", 1024**2, "Largest JSON request body."),
     Setting(
+        "notification_retention",
+        "duration",
+        86400.0,
+        "How long an undelivered notification stays queued (receiveNotification and webhooks).",
+    ),
+    Setting(
+        "webhook_timeout",
+        "duration",
+        10.0,
+        "Time limit of one webhook delivery; a slower receiver is retried later.",
+    ),
+    Setting(
+        "webhook_retry_delays",
+        "durations",
+        (5.0, 10.0, 60.0),
+        "Waits before the 1st, 2nd, … retry of a failed webhook delivery; the last one repeats "
+        "until the queue retention passes.",
+    ),
+    Setting(
         "mirror_mode",
         "choice",
         "eager",
@@ -286,6 +318,19 @@ SETTINGS: tuple[Setting, ...] = (
         64,
         "Concurrent file-link downloads allowed per instance (0: no limit).",
     ),
+    Setting(
+        "metrics",
+        "bool",
+        True,
+        "Serve Prometheus metrics at /metrics (requests, latency, files, queues).",
+    ),
+    Setting(
+        "metrics_token",
+        "secret",
+        "",
+        "Bearer token that /metrics requires (Authorization: Bearer …). Empty: open, as most "
+        "Prometheus exporters are.",
+    ),
     Setting("workers", "int", 1, "Server worker processes."),
     Setting(
         "log_level",
@@ -297,6 +342,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+GENERATED_SECRETS = ("link_key", "partner_token")  # the secrets generated when left empty
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -318,12 +364,17 @@ class Settings:
     outbound_timeout: float = 60.0
     sandbox_retention: float = 0.0
     max_json_body: int = 1024**2
+    notification_retention: float = 86400.0
+    webhook_timeout: float = 10.0
+    webhook_retry_delays: tuple[float, ...] = (5.0, 10.0, 60.0)
     mirror_mode: str = "eager"
     rate_limits: bool = True
     rate_limit_overrides: str = ""
     rate_limit_storage: str = "memory://"
     link_downloads_per_client: int = 16
     link_downloads_per_instance: int = 64
+    metrics: bool = True
+    metrics_token: Secret = dataclasses.field(default_factory=lambda: Secret(""))
     workers: int = 1
     log_level: str = "info"
 
@@ -424,11 +475,13 @@ def load_settings(
             f"setting max_file_size ({setting('max_file_size').env}): expected a size between "
             f"1 byte and 4GB, got {format_size(settings.max_file_size)}"
         )
-    if settings.file_retention <= 0:
-        raise ConfigError(
-            f"setting file_retention ({setting('file_retention').env}): expected a positive "
-            f"duration, got {settings.file_retention:g} seconds"
-        )
+    for name in ("file_retention", "notification_retention", "webhook_timeout"):
+        value = getattr(settings, name)
+        if value <= 0:
+            raise ConfigError(
+                f"setting {name} ({setting(name).env}): expected a positive "
+                f"duration, got {value:g} seconds"
+            )
     if generate_secrets:
         settings = _with_generated_secrets(settings)
     return settings
@@ -455,8 +508,11 @@ def _with_generated_secrets(settings: Settings) -> Settings:
 
 
 def _kept_secret(path: Path) -> str:
-    """Read a secret file, creating it with a fresh random value (mode 0600) if absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Read a secret file, creating it with a fresh random value (mode 0600) if absent.
+
+    A data dir made here is private (0700): it holds the database, with webhook tokens and
+    secrets in clear, and the stored files."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:

@@ -30,6 +30,7 @@ PHRASES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
+    503: "Service Unavailable",
 }
 BOUNDARY = "maxgate-test-boundary"
 CONTACT = "10000777"  # a chatId that is no instance: a simulated contact of the sandbox

@@ -1,67 +1,18 @@
-"""Fixtures of the HTTP API tests: gateways with their own settings, a small file server."""
+"""Fixtures of the HTTP API tests: a small file server (gateways: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import http.server
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from maxgate.app import create_app
-from maxgate.runtime import Runtime
-from maxgate.settings import Settings, load_settings
-from tests.conftest import Account
+from tests.conftest import Gateway, GatewayFactory
 
-
-@dataclasses.dataclass
-class Gateway:
-    """A gateway built from its own settings, with an in-process client."""
-
-    settings: Settings
-    runtime: Runtime
-    client: httpx.AsyncClient
-
-    async def account(self, name: str = "") -> Account:
-        """A fresh instance of this gateway."""
-        instance, token = await self.runtime.instances.create(name=name)
-        return Account(instance, token)
-
-
-GatewayFactory = Callable[..., Awaitable[Gateway]]
-
-
-@pytest.fixture
-async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
-    """Build gateways with settings overrides, e.g. ``await make_gateway(max_file_size="1MB")``.
-
-    As the shared ``settings`` fixture, rate limits are off unless the overrides turn them on.
-    """
-    async with contextlib.AsyncExitStack() as stack:
-        built = 0
-
-        async def build(**overrides: Any) -> Gateway:
-            nonlocal built
-            built += 1
-            data_dir = str(tmp_path / f"gateway{built}")
-            settings = load_settings(
-                overrides={"data_dir": data_dir, "rate_limits": False, **overrides}, environ={}
-            )
-            app = create_app(settings)
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url=settings.base_url
-                )
-            )
-            return Gateway(settings, app.state.runtime, client)
-
-        yield build
+__all__ = ["FileServer", "Gateway", "GatewayFactory"]
 
 
 @dataclasses.dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -66,13 +67,22 @@ class Server:
         return info
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server. SIGKILL goes to its whole process group — the main process and its
+        granian workers, as a crash of the machine or the container would — so a "killed"
+        server leaves no worker behind still doing its work."""
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            if sig == signal.SIGKILL:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # a worker left behind
 
 
 def start_server(data_dir: Path, **settings: str) -> Server:
@@ -89,6 +99,7 @@ def start_server(data_dir: Path, **settings: str) -> Server:
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # its own process group: stop() can reach the workers
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -100,7 +111,7 @@ def start_server(data_dir: Path, **settings: str) -> Server:
                 return Server(base, data_dir, process, env, log)
         except httpx.TransportError:
             time.sleep(0.1)
-    process.kill()
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     raise RuntimeError("maxgate serve did not become healthy in 30 s")
 

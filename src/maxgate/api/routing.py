@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from maxgate.api.errors import error_response
+from maxgate.api.schemas import Body, JsonSchema, Param, as_body
 from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.records import Instance
 from maxgate.errors import ApiError
@@ -26,7 +27,7 @@ Handler = Callable[["Call"], Awaitable[Any]]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MethodSpec:
-    """A v3 method: its canonical name, verbs and handler."""
+    """A v3 method: its canonical name, verbs and handler, and its schema info (``schemas``)."""
 
     name: str
     verbs: frozenset[str]
@@ -34,6 +35,10 @@ class MethodSpec:
     takes_extra: bool = False
     needs_upstream: bool = False
     partner: bool = False
+    body: Body | None = None
+    query: tuple[Param, ...] = ()
+    extra: Param | None = None
+    answer: JsonSchema | None = None
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -41,24 +46,52 @@ PARTNER_METHODS: dict[str, MethodSpec] = {}
 
 
 def method(
-    name: str, verb: str, *, takes_extra: bool = False, needs_upstream: bool = False
+    name: str,
+    verb: str,
+    *,
+    takes_extra: bool = False,
+    needs_upstream: bool = False,
+    body: Sequence[Field] | Body | None = None,
+    query: Sequence[Param] = (),
+    extra: Param | None = None,
+    answer: JsonSchema | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register a v3 instance method (matched case-insensitively)."""
+    """Register a v3 instance method (matched case-insensitively).
+
+    ``body``, ``query``, ``extra`` (the ``{extra}`` segment) and ``answer`` (the 200 body) are
+    its schema info for the OpenAPI document; the handler's docstring is its summary.
+    """
 
     def register(handler: Handler) -> Handler:
         METHODS[name.lower()] = MethodSpec(
-            name, frozenset({verb}), handler, takes_extra, needs_upstream
+            name,
+            frozenset({verb}),
+            handler,
+            takes_extra,
+            needs_upstream,
+            body=as_body(body),
+            query=tuple(query),
+            extra=extra,
+            answer=answer,
         )
         return handler
 
     return register
 
 
-def partner_method(name: str, verb: str) -> Callable[[Handler], Handler]:
-    """Register a partner method (``/partner/{method}/{partnerToken}``)."""
+def partner_method(
+    name: str,
+    verb: str,
+    *,
+    body: Sequence[Field] | Body | None = None,
+    answer: JsonSchema | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register a partner method (``/partner/{method}/{partnerToken}``), with schema info."""
 
     def register(handler: Handler) -> Handler:
-        PARTNER_METHODS[name.lower()] = MethodSpec(name, frozenset({verb}), handler, partner=True)
+        PARTNER_METHODS[name.lower()] = MethodSpec(
+            name, frozenset({verb}), handler, partner=True, body=as_body(body), answer=answer
+        )
         return handler
 
     return register

@@ -249,30 +249,32 @@ class Outbox:
             )
 
     async def clear(self, instance_id: int) -> int:
-        """Drop an instance's waiting messages (they are marked failed in the journal)."""
+        """Drop an instance's waiting messages (they become ``failed``, with notifications)."""
+        instance = await self.instances.get(instance_id)
+        if instance is None:
+            return 0
         async with self.db.write() as conn:
-            ids = list(
-                (
-                    await conn.execute(
-                        sa.select(t.outbox.c.message_id).where(
-                            t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending"
-                        )
+            waiting = (
+                await conn.execute(
+                    sa.select(t.messages.c.id, t.messages.c.chat_id, t.messages.c.id_message)
+                    .select_from(
+                        t.outbox.join(t.messages, t.messages.c.id == t.outbox.c.message_id)
                     )
-                ).scalars()
-            )
-            if not ids:
+                    .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending")
+                    .order_by(t.outbox.c.id)
+                )
+            ).all()
+            if not waiting:
                 return 0
             await conn.execute(
                 t.outbox.delete().where(
                     t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending"
                 )
             )
-            await conn.execute(
-                t.messages.update()
-                .where(t.messages.c.id.in_(ids))
-                .values(status="failed", status_description="cleared from the queue")
-            )
-        return len(ids)
+            await self.journal.fail_many(conn, instance, list(waiting), "cleared from the queue")
+        if self.journal.notifications is not None:
+            self.journal.notifications.wake(instance_id)
+        return len(waiting)
 
     async def close(self) -> None:
         """Cancel the send tasks in flight (their entries are recovered on the next start)."""

@@ -136,3 +136,25 @@ sandbox_files = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    # The id is the receiptId: a per-instance FIFO is the instance's rows in id order.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("instance_id", sa.BigInteger, nullable=False),
+    sa.Column("type_webhook", sa.String(40), nullable=False),
+    # The body as it was when the event happened; a file's link is rendered when read.
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("file_id", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # Webhook delivery: failed attempts, when to try again, and who is delivering it now.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False, server_default="0"),
+    sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_notifications_instance_id", "instance_id", "id"),
+    sa.Index("ix_notifications_created_at", "created_at"),
+    # A deleted receipt's id is never handed out again (SQLite would reuse the top id).
+    sqlite_autoincrement=True,
+)

@@ -37,6 +37,8 @@ class InboundMessage:
     caption: str = ""
     file: InboundFile | None = None
     quoted_id: str | None = None
+    # Sent by the account itself from another device (journaled as outgoing, not by the API).
+    from_me: bool = False
 
 
 class InboundSink(Protocol):
@@ -47,6 +49,9 @@ class InboundSink(Protocol):
 
     async def on_status(self, instance_id: int, chat_id: str, id_message: str, status: str) -> None:
         """A status change (sent, delivered, read, failed) of an outgoing message."""
+
+    async def on_state(self, instance_id: int, state: str) -> None:
+        """The account's connection state changed (authorized, notAuthorized, starting, …)."""
 
 
 class Upstream(Protocol):
@@ -78,4 +83,14 @@ class Upstream(Protocol):
 
     async def check_account(self, phone: int) -> str | None:
         """The chatId of the account with that phone number, or None."""
+        ...
+
+    async def reboot(self, instance: Instance) -> None:
+        """Reconnect the account (state goes starting, then back)."""
+
+    async def logout(self, instance: Instance) -> None:
+        """Log the account out (state notAuthorized until it logs in again)."""
+
+    async def qr(self, instance: Instance) -> bytes | None:
+        """A PNG QR code to log the account in, or None when it is logged in."""
         ...

@@ -2,19 +2,26 @@
 
 Instances on the same server write to each other by chatId; a chatId that is no instance is a
 simulated contact that "receives" what is sent to it; groups (negative chatIds) have several
-member instances. Statuses go sent → delivered → read. The sandbox keeps the original bytes of
-every file it carried in its own storage, with its own retention (default: forever), so re-fetch
-after eviction — and the error when the "messenger" lost a file — can be exercised offline.
+member instances. Statuses go sent → delivered → read. The account of an instance can also write
+"from its phone" (``own_send``: outgoingMessageReceived), be rebooted, logged out and logged in
+again by QR code — the sandbox's phone scans the code it hands out a moment later. The sandbox
+keeps the original bytes of every file it carried in its own storage, with its own retention
+(default: forever), so re-fetch after eviction — and the error when the "messenger" lost a
+file — can be exercised offline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import io
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
+import segno
 import sqlalchemy as sa
 
 from maxgate.blobs import BlobStore
@@ -27,6 +34,7 @@ from maxgate.store.database import Database
 from maxgate.upstream.base import InboundFile, InboundMessage, InboundSink
 
 STATUS_STEP_SECONDS = 0.05
+QR_SCAN_SECONDS = 1.0  # the sandbox's phone scans a handed-out QR code after this long
 
 
 class Sandbox:
@@ -114,10 +122,13 @@ class Sandbox:
                     quoted_id=message.quoted_id,
                 )
             )
-        task = asyncio.create_task(self._statuses(instance.id, message))
+        self._spawn(self._statuses(instance.id, message))
+        return message.id_message
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return message.id_message
 
     async def _statuses(self, instance_id: int, message: Message) -> None:
         for status in ("delivered", "read"):
@@ -206,6 +217,80 @@ class Sandbox:
             )
         )
         return id_message
+
+    async def own_send(
+        self,
+        instance: Instance,
+        chat_id: str,
+        *,
+        text: str | None = None,
+        file: InboundFile | None = None,
+        caption: str = "",
+        type_message: str = "textMessage",
+    ) -> str:
+        """The account writes from its phone (not through the API); returns the idMessage.
+
+        The instance journals it as outgoing (outgoingMessageReceived); a sandbox instance or
+        group at ``chat_id`` receives it as any message."""
+        recipients = await self._recipients(instance, chat_id)
+        is_group = chat_id.startswith("-")
+        chat_name = ""
+        if recipients:
+            chat_name = recipients[0][2] if is_group else recipients[0][0].name
+        own = InboundMessage(
+            instance_id=instance.id,
+            chat_id=chat_id,
+            chat_type="group" if is_group else "user",
+            chat_name=chat_name,
+            sender_id=instance.chat_id,
+            sender_name=instance.name,
+            sender_phone=instance.phone,
+            id_message=ids.new_message_id(),
+            timestamp=int(time.time()),
+            type_message=type_message,
+            text=text,
+            caption=caption,
+            file=file,
+            from_me=True,
+        )
+        await self.sink.on_message(own)
+        for recipient, seen_as, name in recipients:
+            await self.sink.on_message(
+                dataclasses.replace(
+                    own,
+                    instance_id=recipient.id,
+                    chat_id=seen_as,
+                    chat_type="group" if seen_as.startswith("-") else "user",
+                    chat_name=name,
+                    from_me=False,
+                )
+            )
+        return own.id_message
+
+    async def reboot(self, instance: Instance) -> None:
+        """Reconnect: starting, then authorized again (if it was)."""
+        await self.sink.on_state(instance.id, "starting")
+        await self.sink.on_state(instance.id, instance.state)
+
+    async def logout(self, instance: Instance) -> None:
+        """Log out: notAuthorized until a QR code is scanned."""
+        await self.sink.on_state(instance.id, "notAuthorized")
+
+    async def qr(self, instance: Instance) -> bytes | None:
+        """A QR code to log in (the sandbox's phone scans it shortly), or None if logged in."""
+        if instance.state == "authorized":
+            return None
+        code = segno.make(f"maxgate-sandbox:login:{instance.id}:{secrets.token_hex(8)}")
+        png = io.BytesIO()
+        code.save(png, kind="png", scale=4)
+        self._spawn(self._scan(instance.id))
+        return png.getvalue()
+
+    async def _scan(self, instance_id: int) -> None:
+        await asyncio.sleep(QR_SCAN_SECONDS)
+        current = await self.instances.get(instance_id)
+        if current is not None and not current.deleted and current.state != "authorized":
+            await self.sink.on_state(instance_id, "authorized")
 
     async def create_group(self, name: str, members: list[int]) -> str:
         """Create a group of sandbox instances; returns its (negative) chatId."""

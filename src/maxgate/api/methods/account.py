@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from maxgate.api import schemas
 from maxgate.api.errors import validation_failed
 from maxgate.api.routing import Call, method
+from maxgate.api.schemas import JsonBody
 from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.instances import DELAY_RANGE, YES_NO_SETTINGS
 from maxgate.domain.records import Instance
@@ -14,6 +17,8 @@ from maxgate.errors import OutboundBlocked, OutboundError
 SETTABLE = (
     Field("webhookUrl", required=False, allow_empty=True, max_length=2048),
     Field("webhookUrlToken", required=False, allow_empty=True, max_length=512),
+    # maxgate's own: the key of the X-Maxgate-Signature HMAC over webhook bodies ("" = none).
+    Field("webhookSecret", required=False, allow_empty=True, max_length=512),
     Field(
         "delaySendMessagesMilliseconds",
         int,
@@ -25,16 +30,22 @@ SETTABLE = (
 )
 SETTABLE_NAMES = frozenset(f.name for f in SETTABLE)
 CHECK_ACCOUNT = (Field("phoneNumber", int, minimum=1, maximum=999999999999999),)
+SETTINGS_VIEW = schemas.obj(
+    {"wid": schemas.STRING, "typeInstance": {"const": "v3"}},
+    {f.name: schemas.field_schema(f) for f in SETTABLE},
+)
 
 
 TOKEN_MASK = "*" * 8
 
 
 def settings_view(instance: Instance) -> dict[str, Any]:
-    """The settings object of spec §4.3 (the webhook token is write-only: shown masked)."""
+    """The settings object of spec §4.3 (the webhook token and secret are write-only: shown
+    masked)."""
     view: dict[str, Any] = {"wid": instance.wid, "typeInstance": "v3", **instance.settings}
-    if view.get("webhookUrlToken"):
-        view["webhookUrlToken"] = TOKEN_MASK
+    for secret in ("webhookUrlToken", "webhookSecret"):
+        if view.get(secret):
+            view[secret] = TOKEN_MASK
     return view
 
 
@@ -46,9 +57,10 @@ def validated_settings(call: Call, body: Any) -> dict[str, Any]:
     if not known:
         raise validation_failed("'value' must have at least 1 keys")
     values = validate(known, SETTABLE, min_keys=1)
-    if values.get("webhookUrlToken") == TOKEN_MASK:
-        # A client writing back what getSettings showed keeps the real token.
-        del values["webhookUrlToken"]
+    for secret in ("webhookUrlToken", "webhookSecret"):
+        if values.get(secret) == TOKEN_MASK:
+            # A client writing back what getSettings showed keeps the real value.
+            del values[secret]
     url = values.get("webhookUrl")
     if url:
         try:
@@ -62,19 +74,19 @@ def validated_settings(call: Call, body: Any) -> dict[str, Any]:
     return values
 
 
-@method("getStateInstance", "GET")
+@method("getStateInstance", "GET", answer=schemas.STATE)
 async def get_state_instance(call: Call) -> dict[str, Any]:
     """The messenger connection state of the instance."""
     return {"stateInstance": call.instance.state}
 
 
-@method("getSettings", "GET")
+@method("getSettings", "GET", answer=SETTINGS_VIEW)
 async def get_settings(call: Call) -> dict[str, Any]:
     """The instance's settings."""
     return settings_view(call.instance)
 
 
-@method("setSettings", "POST")
+@method("setSettings", "POST", body=JsonBody(SETTABLE, min_keys=1), answer=schemas.SAVED_SETTINGS)
 async def set_settings(call: Call) -> dict[str, Any]:
     """Change some settings; they apply at once (decision: no restart delay)."""
     values = validated_settings(call, decode_json(await call.body_bytes()))
@@ -82,7 +94,7 @@ async def set_settings(call: Call) -> dict[str, Any]:
     return {"saveSettings": True}
 
 
-@method("getAccountSettings", "GET")
+@method("getAccountSettings", "GET", answer=schemas.ACCOUNT_SETTINGS)
 async def get_account_settings(call: Call) -> dict[str, Any]:
     """The account behind the instance (decision: phone, chatId, avatar, state, deviceId)."""
     instance = call.instance
@@ -95,9 +107,47 @@ async def get_account_settings(call: Call) -> dict[str, Any]:
     }
 
 
-@method("checkAccount", "POST", needs_upstream=True)
+@method(
+    "checkAccount",
+    "POST",
+    needs_upstream=True,
+    body=CHECK_ACCOUNT,
+    answer=schemas.CHECKED_ACCOUNT,
+)
 async def check_account(call: Call) -> dict[str, Any]:
     """Whether a phone number has an account, and its chatId (decision)."""
     body = await call.json(CHECK_ACCOUNT)
     chat_id = await call.runtime.upstream.check_account(body["phoneNumber"])
     return {"exist": chat_id is not None, "chatId": chat_id or ""}
+
+
+@method("reboot", "GET", answer=schemas.obj({"isReboot": schemas.TRUE}))
+async def reboot(call: Call) -> dict[str, Any]:
+    """Reconnect the account to the messenger (stateInstanceChanged: starting, then back)."""
+    await call.runtime.upstream.reboot(call.instance)
+    return {"isReboot": True}
+
+
+@method("logout", "GET", answer=schemas.obj({"isLogout": schemas.TRUE}))
+async def logout(call: Call) -> dict[str, Any]:
+    """Log the account out (notAuthorized until it logs in again by qr)."""
+    await call.runtime.upstream.logout(call.instance)
+    return {"isLogout": True}
+
+
+QR = schemas.obj(
+    {
+        "type": {"type": "string", "enum": ["qrCode", "alreadyLogged"]},
+        "message": {"type": "string", "description": "A base64 PNG, or why there is none."},
+    }
+)
+
+
+@method("qr", "GET", answer=QR)
+async def qr(call: Call) -> dict[str, Any]:
+    """A QR code (base64 PNG) to log the account in; in the sandbox, its phone scans it a
+    moment later."""
+    png = await call.runtime.upstream.qr(call.instance)
+    if png is None:
+        return {"type": "alreadyLogged", "message": "instance account already authorized"}
+    return {"type": "qrCode", "message": base64.b64encode(png).decode()}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from maxgate.api import schemas
 from maxgate.api.errors import bad_request
 from maxgate.api.routing import Call, method
+from maxgate.api.schemas import Param
 from maxgate.api.shapes import journal_item
-from maxgate.api.validation import CHAT_ID, Field, query_int
+from maxgate.api.validation import CHAT_ID, Field
 from maxgate.domain.records import Message
 
 GET_CHAT_HISTORY = (
@@ -16,6 +18,9 @@ GET_CHAT_HISTORY = (
 )
 GET_MESSAGE = (Field("chatId", pattern=CHAT_ID), Field("idMessage"))
 MINUTES_MAX = 60 * 24 * 365
+MINUTES = Param(
+    "minutes", "The window, in minutes back from now.", default=1440, minimum=1, maximum=MINUTES_MAX
+)
 
 
 def _items(call: Call, messages: list[Message]) -> list[dict[str, Any]]:
@@ -24,7 +29,7 @@ def _items(call: Call, messages: list[Message]) -> list[dict[str, Any]]:
     return [journal_item(m, runtime.signer, retention) for m in messages]
 
 
-@method("getChatHistory", "POST")
+@method("getChatHistory", "POST", body=GET_CHAT_HISTORY, answer=schemas.JOURNAL)
 async def get_chat_history(call: Call) -> list[dict[str, Any]]:
     """The newest messages of a chat, newest first (default 100)."""
     body = await call.json(GET_CHAT_HISTORY)
@@ -34,7 +39,7 @@ async def get_chat_history(call: Call) -> list[dict[str, Any]]:
     return _items(call, messages)
 
 
-@method("getMessage", "POST")
+@method("getMessage", "POST", body=GET_MESSAGE, answer=schemas.JOURNAL_ITEM)
 async def get_message(call: Call) -> dict[str, Any]:
     """One message of a chat, or 400 ``Message not found``."""
     body = await call.json(GET_MESSAGE)
@@ -45,25 +50,23 @@ async def get_message(call: Call) -> dict[str, Any]:
 
 
 async def _last(call: Call, direction: str) -> list[dict[str, Any]]:
-    minutes = query_int(
-        call.request.query_params.get("minutes"), "minutes", 1440, lo=1, hi=MINUTES_MAX
-    )
+    minutes = MINUTES.read(call.request.query_params)
     return _items(call, await call.runtime.journal.last(call.instance.id, direction, minutes))
 
 
-@method("lastIncomingMessages", "GET")
+@method("lastIncomingMessages", "GET", query=[MINUTES], answer=schemas.JOURNAL)
 async def last_incoming_messages(call: Call) -> list[dict[str, Any]]:
     """Incoming messages of the last ``minutes`` (default 1440), newest first."""
     return await _last(call, "incoming")
 
 
-@method("lastOutgoingMessages", "GET")
+@method("lastOutgoingMessages", "GET", query=[MINUTES], answer=schemas.JOURNAL)
 async def last_outgoing_messages(call: Call) -> list[dict[str, Any]]:
     """Outgoing messages of the last ``minutes`` (default 1440), newest first."""
     return await _last(call, "outgoing")
 
 
-@method("getChats", "GET")
+@method("getChats", "GET", answer=schemas.CHATS)
 async def get_chats(call: Call) -> list[dict[str, Any]]:
     """The instance's chats: chatId and phone number (0 when unknown or a group)."""
     chats = await call.runtime.journal.chats(call.instance.id)

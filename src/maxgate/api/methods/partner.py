@@ -1,18 +1,27 @@
-"""Partner methods: createInstance, getInstances, deleteInstanceAccount (operator's token)."""
+"""Partner methods: createInstance, getInstances, deleteInstanceAccount (operator's token), and
+maxgate's sandboxSendMessage."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from maxgate.api.methods.account import SETTABLE_NAMES, validated_settings
+from maxgate.api import schemas
+from maxgate.api.errors import bad_request
+from maxgate.api.methods.account import SETTABLE, SETTABLE_NAMES, validated_settings
 from maxgate.api.routing import Call, partner_method
-from maxgate.api.validation import Field, decode_json, validate
+from maxgate.api.schemas import JsonBody
+from maxgate.api.validation import CHAT_ID, Field, decode_json, validate
 
 DELETE = (Field("idInstance", int, minimum=1),)
 NAME = (Field("name", required=False, allow_empty=True, max_length=200),)
 
 
-@partner_method("createInstance", "POST")
+@partner_method(
+    "createInstance",
+    "POST",
+    body=JsonBody((*NAME, *SETTABLE), min_keys=0),
+    answer=schemas.CREATED_INSTANCE,
+)
 async def create_instance(call: Call) -> dict[str, Any]:
     """Create an instance, optionally named and with initial settings."""
     body = decode_json(await call.body_bytes())
@@ -24,7 +33,7 @@ async def create_instance(call: Call) -> dict[str, Any]:
     return {"idInstance": instance.id, "apiTokenInstance": token, "typeInstance": "v3"}
 
 
-@partner_method("getInstances", "GET")
+@partner_method("getInstances", "GET", answer=schemas.INSTANCES)
 async def get_instances(call: Call) -> list[dict[str, Any]]:
     """Every live instance."""
     return [
@@ -41,10 +50,40 @@ async def get_instances(call: Call) -> list[dict[str, Any]]:
     ]
 
 
-@partner_method("deleteInstanceAccount", "POST")
+@partner_method("deleteInstanceAccount", "POST", body=DELETE, answer=schemas.DELETED_INSTANCE)
 async def delete_instance_account(call: Call) -> dict[str, Any]:
     """Delete an instance; ``false`` with a reason when there is no such live instance."""
     body = await call.json(DELETE)
     if await call.runtime.instances.delete(body["idInstance"]):
         return {"deleteInstanceAccount": True}
     return {"deleteInstanceAccount": False, "reason": "instance not found"}
+
+
+SANDBOX_SEND = (
+    Field("idInstance", int, minimum=1),
+    Field("chatId", pattern=CHAT_ID),
+    Field("message", max_length=20000),
+    Field("senderName", required=False, allow_empty=True, max_length=200),
+)
+
+
+@partner_method(
+    "sandboxSendMessage",
+    "POST",
+    body=SANDBOX_SEND,
+    answer=schemas.obj({"idMessage": schemas.STRING}),
+)
+async def sandbox_send_message(call: Call) -> dict[str, Any]:
+    """maxgate's own: a simulated contact (``chatId``) of the sandbox messenger writes a text into
+    an instance — what ``maxgate sandbox send`` does, over HTTP (demos, load tests)."""
+    body = await call.json(SANDBOX_SEND)
+    runtime = call.runtime
+    if runtime.settings.upstream != "sandbox":
+        raise bad_request("sandboxSendMessage needs the sandbox upstream")
+    target = await runtime.instances.get(body["idInstance"])
+    if target is None or target.deleted:
+        raise bad_request("instance not found")
+    id_message = await runtime.sandbox.contact_send(
+        target.id, body["chatId"], text=body["message"], sender_name=body.get("senderName", "")
+    )
+    return {"idMessage": id_message}

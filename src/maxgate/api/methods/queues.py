@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from maxgate.api import schemas
 from maxgate.api.routing import Call, method
 from maxgate.api.shapes import file_link
 
 
-@method("showMessagesQueue", "GET")
+@method("showMessagesQueue", "GET", answer=schemas.MESSAGES_QUEUE)
 async def show_messages_queue(call: Call) -> list[dict[str, Any]]:
     """Outgoing messages not yet handed to the messenger, oldest first."""
     runtime = call.runtime
@@ -29,14 +30,14 @@ async def show_messages_queue(call: Call) -> list[dict[str, Any]]:
     return out
 
 
-@method("clearMessagesQueue", "GET")
+@method("clearMessagesQueue", "GET", answer=schemas.CLEARED)
 async def clear_messages_queue(call: Call) -> dict[str, Any]:
     """Drop the waiting outgoing messages (they become ``failed`` in the journal)."""
     await call.runtime.outbox.clear(call.instance.id)
     return {"isCleared": True}
 
 
-@method("getMessagesCount", "GET")
+@method("getMessagesCount", "GET", answer=schemas.COUNT)
 async def get_messages_count(call: Call) -> dict[str, Any]:
     """How many outgoing messages wait for the messenger."""
     return {"count": await call.runtime.outbox.count(call.instance.id)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from maxgate.api import schemas
 from maxgate.api.errors import bad_request
 from maxgate.api.routing import Call, method
 from maxgate.api.shapes import file_link
@@ -13,7 +14,7 @@ from maxgate.errors import ApiError, BlobError, UpstreamError
 DOWNLOAD_FILE = (Field("chatId", pattern=CHAT_ID), Field("idMessage", max_length=64))
 
 
-@method("downloadFile", "POST")
+@method("downloadFile", "POST", body=DOWNLOAD_FILE, answer=schemas.DOWNLOAD_URL)
 async def download_file(call: Call) -> dict[str, Any]:
     """The link to a message's file; brings evicted bytes back from the messenger first.
 

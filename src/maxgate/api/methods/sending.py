@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from maxgate.api import schemas
 from maxgate.api.errors import bad_request, validation_failed
 from maxgate.api.multipart import FilePartInfo, read_multipart
 from maxgate.api.routing import Call, method
+from maxgate.api.schemas import MultipartBody, Param, RawBody
 from maxgate.api.shapes import file_link
 from maxgate.api.validation import CHAT_ID, Field, validate
 from maxgate.blobs import BlobWriter, StoredBlob
@@ -54,6 +56,28 @@ SEND_FILE_BY_URL = (
 )
 
 
+UPLOAD_BODY = RawBody(
+    "The file's bytes; Content-Type is its media type.",
+    headers=(
+        Param(
+            "GA-Filename",
+            "The file's name with its extension (optional).",
+            type=str,
+            where="header",
+        ),
+    ),
+)
+
+
+def header_text(value: str) -> str:
+    """A header value as the client meant it: HTTP carries bytes, which Starlette decodes as
+    Latin-1, but curl and every client send a UTF-8 file name as UTF-8 (``отчёт.pdf``)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value  # truly Latin-1 (or not text): keep what arrived
+
+
 def too_large(size: int, limit: int) -> ApiError:
     """413 with the vendor's text: sizes in whole megabytes, rounded up."""
     mb = 1024 * 1024
@@ -71,7 +95,7 @@ def _precheck_length(call: Call, slack: int = 0) -> None:
         raise too_large(int(declared), limit)
 
 
-@method("sendMessage", "POST", needs_upstream=True)
+@method("sendMessage", "POST", needs_upstream=True, body=SEND_MESSAGE, answer=schemas.ID_MESSAGE)
 async def send_message(call: Call) -> dict[str, Any]:
     """Queue a text message."""
     body = await call.json(SEND_MESSAGE)
@@ -105,7 +129,13 @@ async def _send_file(
     }
 
 
-@method("sendFileByUpload", "POST", needs_upstream=True)
+@method(
+    "sendFileByUpload",
+    "POST",
+    needs_upstream=True,
+    body=MultipartBody(FILE_FIELDS),
+    answer=schemas.SENT_FILE,
+)
 async def send_file_by_upload(call: Call) -> dict[str, Any]:
     """Queue a file sent as multipart/form-data (streamed into storage)."""
     _precheck_length(call, slack=64 * 1024)
@@ -117,7 +147,7 @@ async def send_file_by_upload(call: Call) -> dict[str, Any]:
 
         form = await read_multipart(content_type, call.request.stream(), open_sink)
         body = _check_fields(form.fields)
-        if form.file is None:
+        if form.file is None or writer.size == 0:  # an empty file is no file (as uploadFile)
             raise validation_failed("'file' is required")
         declared_name = filenames.clean_name(body.get("fileName")) or filenames.clean_name(
             form.file.filename
@@ -143,7 +173,9 @@ def _check_fields(fields: dict[str, str]) -> dict[str, Any]:
     return validate(fields, FILE_FIELDS, min_keys=0)
 
 
-@method("sendFileByUrl", "POST", needs_upstream=True)
+@method(
+    "sendFileByUrl", "POST", needs_upstream=True, body=SEND_FILE_BY_URL, answer=schemas.SENT_FILE
+)
 async def send_file_by_url(call: Call) -> dict[str, Any]:
     """Queue a file fetched from a URL (through the outbound guard) or from our own link."""
     body = await call.json(SEND_FILE_BY_URL)
@@ -213,12 +245,12 @@ async def _own_file(call: Call, url: str) -> FileRecord | None:
     return await call.runtime.files.get(file_id)
 
 
-@method("uploadFile", "POST")
+@method("uploadFile", "POST", body=UPLOAD_BODY, answer=schemas.UPLOADED_FILE)
 async def upload_file(call: Call) -> dict[str, Any]:
     """Store a raw body as a file and answer a link usable with sendFileByUrl."""
     settings = call.runtime.settings
     _precheck_length(call)
-    raw_name = call.request.headers.get("ga-filename", "")
+    raw_name = header_text(call.request.headers.get("ga-filename", ""))
     async with _upload(call) as writer:
         async for chunk in call.request.stream():
             await writer.write(chunk)

@@ -1,0 +1,327 @@
+"""The notification queue: a per-instance FIFO in the metadata store (spec §3 Receiving, §4.1).
+
+A notification is added in the same transaction as the journal change it reports (the journal
+calls ``add`` with its open connection), so a message is never journaled without its
+notification, nor the reverse. The queue is read two ways: ``receiveNotification`` long-polls the
+head (woken by an event when this process adds one, and by a watcher that notices rows other
+processes added), and the webhook worker (``maxgate.domain.webhooks``) POSTs the head to the
+instance's ``webhookUrl``. The id of a row is its ``receiptId``.
+
+Bodies are stored as they were when the event happened, except a file's ``downloadUrl`` and
+``jpegThumbnail``: those are rendered from the file's record each time the notification is read
+or delivered, so a link handed out is never stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from maxgate.domain.records import FileRecord, Instance
+from maxgate.store import tables as t
+from maxgate.store.database import Database
+
+log = logging.getLogger(__name__)
+
+# Which instance setting turns each kind on (spec §4.1).
+KIND_SETTINGS = {
+    "incomingMessageReceived": "incomingWebhook",
+    "outgoingMessageReceived": "outgoingMessageWebhook",
+    "outgoingAPIMessageReceived": "outgoingAPIMessageWebhook",
+    "outgoingMessageStatus": "outgoingWebhook",
+    "stateInstanceChanged": "stateWebhook",
+}
+FILE_KINDS = frozenset(
+    {"imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage"}
+)
+WATCH_INTERVAL = 0.25  # how often a process looks for rows other processes added
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+_HEAD = (
+    sa.select(t.notifications.c.id, t.notifications.c.body, t.notifications.c.file_id)
+    .where(t.notifications.c.instance_id == sa.bindparam("instance_id"))
+    .order_by(t.notifications.c.id)
+    .limit(1)
+)
+_LAST_ID = sa.select(sa.func.max(t.notifications.c.id))
+INSERT = t.notifications.insert()
+
+
+def wanted(settings: Mapping[str, Any], kind: str) -> bool:
+    """Whether an instance's settings queue notifications of this kind (default: yes)."""
+    return bool(settings.get(KIND_SETTINGS[kind], "yes") != "no")
+
+
+def entry(
+    settings: Mapping[str, Any],
+    instance_id: int,
+    body: dict[str, Any],
+    *,
+    file_id: str | None = None,
+) -> dict[str, Any] | None:
+    """The ``notifications`` row (for ``INSERT``) queuing ``body``, or None when the instance's
+    settings do not want this kind."""
+    kind = body["typeWebhook"]
+    if not wanted(settings, kind):
+        return None
+    return {
+        "instance_id": instance_id,
+        "type_webhook": kind,
+        "body": _encode(body).decode(),
+        "file_id": file_id,
+        "created_at": time.time(),
+    }
+
+
+def instance_data(instance: Instance) -> dict[str, Any]:
+    """The ``instanceData`` object of every notification."""
+    return {"idInstance": instance.id, "wid": instance.wid, "typeInstance": "v3"}
+
+
+def message_data(
+    type_message: str,
+    *,
+    text: str | None,
+    caption: str = "",
+    file: FileRecord | None = None,
+    quoted_id: str | None = None,
+) -> dict[str, Any]:
+    """``messageData`` for a text or file message (spec §4.1)."""
+    data: dict[str, Any] = {"typeMessage": type_message}
+    if file is not None or type_message in FILE_KINDS:
+        data["fileMessageData"] = {
+            "downloadUrl": "",  # rendered when read
+            "caption": caption,
+            "fileName": file.file_name if file else "",
+            "jpegThumbnail": file.thumbnail if file else "",
+            "mimeType": file.mime_type if file else "",
+            "isAnimated": False,
+            "forwardingScore": 0,
+            "isForwarded": False,
+        }
+    elif type_message == "extendedTextMessage":
+        data["extendedTextMessageData"] = {
+            "text": text or "",
+            "description": "",
+            "title": "",
+            "jpegThumbnail": "",
+            "previewType": "None",
+        }
+    else:
+        data["textMessageData"] = {"textMessage": text or ""}
+    if quoted_id:
+        data["quotedMessage"] = {"stanzaId": quoted_id}
+    return data
+
+
+def message_body(
+    kind: str,
+    instance: Instance,
+    *,
+    id_message: str,
+    timestamp: int,
+    chat_id: str,
+    chat_name: str,
+    sender: str,
+    sender_name: str,
+    sender_phone: int,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """An ``incomingMessageReceived`` / ``outgoing[API]MessageReceived`` notification."""
+    return {
+        "typeWebhook": kind,
+        "instanceData": instance_data(instance),
+        "timestamp": timestamp,
+        "idMessage": id_message,
+        "senderData": {
+            "chatId": chat_id,
+            "sender": sender,
+            "chatName": chat_name,
+            "senderName": sender_name,
+            "senderContactName": "",
+            "senderPhoneNumber": sender_phone,
+            "chatType": "group" if chat_id.startswith("-") else "user",
+        },
+        "messageData": data,
+    }
+
+
+def status_body(
+    instance: Instance, chat_id: str, id_message: str, status: str, description: str | None = None
+) -> dict[str, Any]:
+    """An ``outgoingMessageStatus`` notification."""
+    body: dict[str, Any] = {
+        "typeWebhook": "outgoingMessageStatus",
+        "chatId": chat_id,
+        "instanceData": instance_data(instance),
+        "timestamp": int(time.time()),
+        "idMessage": id_message,
+        "status": status,
+    }
+    if status == "failed":
+        body["description"] = description or ""
+    return body
+
+
+def state_body(instance: Instance, state: str) -> dict[str, Any]:
+    """A ``stateInstanceChanged`` notification."""
+    return {
+        "typeWebhook": "stateInstanceChanged",
+        "instanceData": instance_data(instance),
+        "timestamp": int(time.time()),
+        "stateInstance": state,
+    }
+
+
+class Notifications:
+    """Adds, reads and removes queued notifications; wakes whoever waits for them."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        file_by_id: Callable[[str], Any],
+        link: Callable[[FileRecord], str],
+        retention: float,
+    ) -> None:
+        self.db = db
+        self._file_by_id = file_by_id
+        self._link = link
+        self.retention = retention
+        self.on_added: Callable[[int], None] = lambda instance_id: None
+        self._waiters: dict[int, asyncio.Event] = {}
+        self._last_seen = 0
+
+    # -- writing (inside the caller's transaction) -------------------------------------------
+
+    async def add(
+        self,
+        conn: Any,
+        settings: Mapping[str, Any],
+        instance_id: int,
+        body: dict[str, Any],
+        *,
+        file_id: str | None = None,
+    ) -> bool:
+        """Queue ``body`` for an instance in the open transaction ``conn``, if its settings
+        want this kind. Call ``wake(instance_id)`` once the transaction has committed."""
+        row = entry(settings, instance_id, body, file_id=file_id)
+        if row is None:
+            return False
+        await conn.execute(INSERT, row)
+        return True
+
+    def wake(self, instance_id: int) -> None:
+        """Something was committed to an instance's queue: wake its readers and deliverers."""
+        event = self._waiters.pop(instance_id, None)
+        if event is not None:
+            event.set()
+        self.on_added(instance_id)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def render(self, body_json: str, file_id: str | None) -> dict[str, Any]:
+        """A stored body with its file's link and thumbnail filled in as of now."""
+        body = _decode(body_json)
+        if file_id is not None:
+            file = await self._file_by_id(file_id)
+            data = body.get("messageData", {}).get("fileMessageData")
+            if file is not None and data is not None:
+                data["downloadUrl"] = self._link(file)
+                data["jpegThumbnail"] = file.thumbnail
+        return body
+
+    async def head(self, instance_id: int) -> dict[str, Any] | None:
+        """The oldest queued notification as ``{"receiptId", "body"}``, or None."""
+        row = await self.db.fetch_one(_HEAD, {"instance_id": instance_id})
+        if row is None:
+            return None
+        receipt_id, body, file_id = tuple(row)
+        return {"receiptId": receipt_id, "body": await self.render(body, file_id)}
+
+    async def receive(self, instance_id: int, wait: float) -> dict[str, Any] | None:
+        """The head, waiting up to ``wait`` seconds for one to be queued."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            # Register before looking, so a wake between the look and the wait is not lost.
+            event = self._waiters.setdefault(instance_id, asyncio.Event())
+            found = await self.head(instance_id)
+            remaining = deadline - loop.time()
+            if found is not None or remaining <= 0:
+                return found
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await event.wait()
+
+    async def delete(self, instance_id: int, receipt_id: int) -> bool:
+        """Remove one notification of an instance; False when there is no such receipt."""
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                t.notifications.delete().where(
+                    t.notifications.c.instance_id == instance_id,
+                    t.notifications.c.id == receipt_id,
+                )
+            )
+        return bool(result.rowcount)
+
+    async def count(self, instance_id: int) -> int:
+        """How many notifications of an instance are queued."""
+        async with self.db.read() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(t.notifications)
+                        .where(t.notifications.c.instance_id == instance_id)
+                    )
+                ).scalar_one()
+            )
+
+    async def clear(self, instance_id: int) -> int:
+        """Drop every queued notification of an instance; returns how many."""
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                t.notifications.delete().where(t.notifications.c.instance_id == instance_id)
+            )
+        return int(result.rowcount)
+
+    async def sweep(self, *, now: float | None = None) -> int:
+        """Drop notifications older than the queue retention; returns how many."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                t.notifications.delete().where(t.notifications.c.created_at < cutoff)
+            )
+        dropped = int(result.rowcount)
+        if dropped:
+            log.warning("dropped %d notifications older than the queue retention", dropped)
+        return dropped
+
+    # -- rows added by other processes -------------------------------------------------------
+
+    async def watch(self, *, interval: float = WATCH_INTERVAL) -> None:
+        """Work forever: while someone long-polls, notice rows other processes queued (the CLI,
+        other server workers) and wake the waiters; they look at their own heads again."""
+        row = await self.db.fetch_one(_LAST_ID)
+        self._last_seen = (row[0] if row else None) or 0
+        while True:
+            await asyncio.sleep(interval)
+            if not self._waiters:
+                continue
+            row = await self.db.fetch_one(_LAST_ID)
+            last = (row[0] if row else None) or 0
+            if last > self._last_seen:
+                self._last_seen = last
+                waiters, self._waiters = self._waiters, {}
+                for event in waiters.values():
+                    event.set()

@@ -1,0 +1,295 @@
+"""Webhook delivery: POST each queued notification to the instance's ``webhookUrl``, in order.
+
+The queue is the ``notifications`` table, so nothing is lost on a restart or a crash. A worker
+claims the head of an instance's queue (a batch of rows, leased for a while) in a write
+transaction that holds the instance's row — ``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite — so however many server processes share one database, an instance's notifications leave
+one at a time and in order. A 2xx answer deletes the row; anything else, a timeout or a refused
+connection schedules the head again (a few seconds, then every minute) and holds back the rows
+behind it, until the sweeper drops what is older than the queue retention.
+
+Delivery is at-least-once (a crash between a receiver's 200 and our delete sends it again), so
+every POST carries ``X-Maxgate-Delivery: <receiptId>`` for receivers to drop duplicates, and, when
+the instance has a ``webhookSecret``, ``X-Maxgate-Signature: sha256=<hex>`` — an HMAC-SHA256 over
+``<X-Maxgate-Timestamp>.<body>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import msgspec
+import sqlalchemy as sa
+
+from maxgate.domain.instances import Instances
+from maxgate.domain.notifications import Notifications
+from maxgate.domain.records import Instance
+from maxgate.errors import MaxgateError
+from maxgate.store import tables as t
+from maxgate.store.database import Database
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+DEFAULT_RETRY_DELAYS = (5.0, 10.0, 60.0)  # the last one repeats
+_encode = msgspec.json.Encoder().encode
+
+_HEADS = sa.select(
+    t.notifications.c.instance_id,
+    t.notifications.c.next_attempt_at,
+    t.notifications.c.lease_until,
+).where(
+    t.notifications.c.id.in_(
+        sa.select(sa.func.min(t.notifications.c.id)).group_by(t.notifications.c.instance_id)
+    )
+)
+
+
+_N = t.notifications.c
+_LOCK_INSTANCE = sa.select(t.instances.c.id).where(t.instances.c.id == sa.bindparam("instance_id"))
+_CLAIMABLE = (
+    sa.select(_N.id, _N.body, _N.file_id, _N.attempts, _N.next_attempt_at, _N.lease_until)
+    .where(_N.instance_id == sa.bindparam("instance_id"))
+    .order_by(_N.id)
+    .limit(BATCH)
+)
+_LEASE = (
+    t.notifications.update()
+    .where(
+        _N.instance_id == sa.bindparam("owner"),
+        _N.id.between(sa.bindparam("first"), sa.bindparam("last")),
+    )
+    .values(lease_until=sa.bindparam("until"))
+)
+_DELETE = t.notifications.delete().where(_N.id.in_(sa.bindparam("ids", expanding=True)))
+_RELEASE = (
+    t.notifications.update()
+    .where(_N.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(lease_until=0)
+)
+_RESCHEDULE = (
+    t.notifications.update()
+    .where(_N.id == sa.bindparam("receipt"))
+    .values(
+        attempts=sa.bindparam("attempts"),
+        next_attempt_at=sa.bindparam("next_at"),
+        lease_until=0,
+        last_error=sa.bindparam("error"),
+    )
+)
+
+
+def webhook_url(instance: Instance) -> str:
+    """Where an instance's notifications go; "" means receiveNotification."""
+    return str(instance.settings.get("webhookUrl") or "")
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Maxgate-Signature`` value for a body sent at ``timestamp``."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+class Webhooks:
+    """Drains the notification queues of instances with a ``webhookUrl``."""
+
+    def __init__(
+        self,
+        db: Database,
+        instances: Instances,
+        notifications: Notifications,
+        client: Callable[[], httpx.AsyncClient],
+        *,
+        timeout: float,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+    ) -> None:
+        self.db = db
+        self.instances = instances
+        self.notifications = notifications
+        self._client = client
+        self.timeout = timeout
+        self.retry_delays = tuple(retry_delays) or DEFAULT_RETRY_DELAYS
+        # A crashed deliverer holds its rows until the lease runs out: keep it short.
+        self.lease = max(15.0, 3 * timeout)
+        self.wake = asyncio.Event()
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def notify(self, instance_id: int) -> None:
+        """A notification was queued; an instance being drained picks it up by itself."""
+        if instance_id not in self._busy:
+            self.wake.set()
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed delivery of a notification."""
+        return self.retry_delays[min(attempts, len(self.retry_delays)) - 1]
+
+    async def run(self, *, tick: float = 1.0) -> None:
+        """Work forever: start a drain for every instance whose queue head is due."""
+        while True:
+            self.wake.clear()
+            try:
+                wait = await self.dispatch()
+            except MaxgateError:
+                log.exception("webhook dispatch failed; retrying")
+                wait = tick
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see Outbox.run
+                async with asyncio.timeout(min(wait, tick)):
+                    await self.wake.wait()
+
+    async def dispatch(self) -> float:
+        """Start draining every instance with a due head; returns seconds until the next."""
+        now = time.time()
+        async with self.db.read() as conn:
+            heads = (await conn.execute(_HEADS)).all()
+        wait = 1.0
+        for instance_id, next_attempt_at, lease_until in heads:
+            if instance_id in self._busy:
+                continue
+            due = max(next_attempt_at, lease_until)
+            if due > now:
+                wait = min(wait, due - now)
+                continue
+            instance = await self.instances.get(instance_id)
+            if instance is None or instance.deleted or not webhook_url(instance):
+                continue
+            self._busy.add(instance_id)
+            task = asyncio.create_task(self._drain(instance_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return max(wait, 0.01)
+
+    async def _drain(self, instance_id: int) -> None:
+        try:
+            while True:
+                instance = await self.instances.get(instance_id)
+                if instance is None or instance.deleted or not webhook_url(instance):
+                    return
+                claimed = await self._claim(instance_id)
+                if not claimed:
+                    return
+                if not await self._deliver_batch(instance, claimed):
+                    return
+        except MaxgateError:
+            log.exception("webhook delivery for instance %s failed", instance_id)
+        finally:
+            self._busy.discard(instance_id)
+            self.wake.set()
+
+    async def _claim(self, instance_id: int) -> list[Any]:
+        """Lease the head of an instance's queue (up to BATCH rows) if it is due and free."""
+        now = time.time()
+        key = {"instance_id": instance_id}
+        lock_owner = self.db.dialect == "postgresql"  # SQLite's BEGIN IMMEDIATE already excludes
+        until = now + self.lease
+
+        def claim(conn: sa.Connection) -> list[Any]:
+            if lock_owner:
+                conn.execute(_LOCK_INSTANCE.with_for_update(), key)
+            rows = conn.execute(_CLAIMABLE, key).all()
+            if not rows or rows[0].lease_until > now or rows[0].next_attempt_at > now:
+                return []
+            lease = {"owner": instance_id, "first": rows[0].id, "last": rows[-1].id}
+            conn.execute(_LEASE, {**lease, "until": until})
+            return list(rows)
+
+        return await self.db.transact(claim)
+
+    async def _deliver_batch(self, instance: Instance, rows: list[Any]) -> bool:
+        """POST the leased rows in order; settle them. False when the head must wait."""
+        stop_by = time.time() + self.lease - self.timeout - 5.0
+        delivered: list[int] = []
+        failed: tuple[Any, str] | None = None
+        try:
+            for row in rows:
+                if time.time() > stop_by:
+                    break  # the lease runs out: settle and claim again
+                url = webhook_url(instance)
+                error = await self._post(instance, url, row)
+                if error is not None:
+                    failed = (row, error)
+                    break
+                delivered.append(row.id)
+        finally:
+            await self._settle(instance.id, rows, delivered, failed)
+        return failed is None
+
+    async def _post(self, instance: Instance, url: str, row: Any) -> str | None:
+        """Deliver one notification; None on success, else why it failed."""
+        body = _encode(await self.notifications.render(row.body, row.file_id))
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Maxgate-Delivery": str(row.id),
+            "X-Maxgate-Attempt": str(row.attempts + 1),
+            "X-Maxgate-Timestamp": timestamp,
+        }
+        token = str(instance.settings.get("webhookUrlToken") or "")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        secret = str(instance.settings.get("webhookSecret") or "")
+        if secret:
+            headers["X-Maxgate-Signature"] = signature(secret, timestamp, body)
+        try:
+            response = await self._client().post(
+                url, content=body, headers=headers, timeout=self.timeout, follow_redirects=False
+            )
+        except httpx.TimeoutException:
+            return f"no answer within {self.timeout:g} s"
+        except (httpx.HTTPError, MaxgateError, OSError) as exc:
+            return f"{exc.__class__.__name__}: {exc}"[:500]
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}"
+
+    async def _settle(
+        self,
+        instance_id: int,
+        rows: list[Any],
+        delivered: list[int],
+        failed: tuple[Any, str] | None,
+    ) -> None:
+        """Delete what was delivered, schedule a failed head again, release the rest."""
+        now = time.time()
+        async with self.db.write() as conn:
+            if delivered:
+                await conn.execute(_DELETE, {"ids": delivered})
+            if failed is not None:
+                row, error = failed
+                attempts = row.attempts + 1
+                delay = self.retry_delay(attempts)
+                log.warning(
+                    "webhook of instance %s, receipt %s failed (attempt %d, next in %g s): %s",
+                    instance_id, row.id, attempts, delay, error,
+                )  # fmt: skip
+                await conn.execute(
+                    _RESCHEDULE,
+                    {
+                        "receipt": row.id,
+                        "attempts": attempts,
+                        "next_at": now + delay,
+                        "error": error,
+                    },
+                )
+            done = set(delivered)
+            if failed is not None:
+                done.add(failed[0].id)
+            rest = [row.id for row in rows if row.id not in done]
+            if rest:
+                await conn.execute(_RELEASE, {"ids": rest})
+
+    async def close(self) -> None:
+        """Cancel deliveries in flight (their leases run out; they are sent again)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
