@@ -1,23 +1,48 @@
-"""The ``maxgate`` command: serve, instance …, sandbox …, doctor."""
+"""The ``maxgate`` command: serve, instance …, sandbox …, doctor; download, send, listen."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import platform
 import shlex
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from maxgate import __version__
+from maxgate.client import (
+    Client,
+    ForbiddenError,
+    MaxgateClientError,
+    NotFoundError,
+    Notification,
+    NotificationBody,
+    ServerError,
+    TransportError,
+    link_file_name,
+    safe_file_name,
+)
 from maxgate.domain import filenames
 from maxgate.domain.records import Instance
 from maxgate.errors import ConfigError, MaxgateError
@@ -263,7 +288,17 @@ async def _file_chunks(path: Path, size: int = 256 * 1024) -> AsyncIterator[byte
 @sandbox_app.command("send")
 def sandbox_send(
     instance: Annotated[int, typer.Option("--instance", help="The instance that receives.")],
-    from_chat: Annotated[str, typer.Option("--from", help="The contact's chatId (digits).")],
+    from_chat: Annotated[
+        str | None, typer.Option("--from", help="The contact's chatId (digits).")
+    ] = None,
+    to_chat: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Instead of --from: the instance's own account writes to this chat from its "
+            "phone (the instance gets outgoingMessageReceived).",
+        ),
+    ] = None,
     text: Annotated[str | None, typer.Option(help="A text message.")] = None,
     file: Annotated[Path | None, typer.Option(help="A file to send.", exists=True)] = None,
     caption: Annotated[str, typer.Option(help="The file's caption.")] = "",
@@ -272,12 +307,18 @@ def sandbox_send(
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """A simulated contact writes a text or a file into an instance."""
+    """A simulated contact writes a text or a file into an instance (or, with --to, the
+    instance's account writes from its phone)."""
     if (text is None) == (file is None):
         err.print("[red]error:[/] give exactly one of --text or --file")
         raise typer.Exit(2)
-    if not from_chat.lstrip("-").isdigit():
-        err.print(f"[red]error:[/] --from must be a chatId of digits, got {from_chat!r}")
+    if (from_chat is None) == (to_chat is None):
+        err.print("[red]error:[/] give exactly one of --from or --to")
+        raise typer.Exit(2)
+    chat = from_chat or to_chat or ""
+    option = "--from" if from_chat is not None else "--to"
+    if not chat.lstrip("-").isdigit():
+        err.print(f"[red]error:[/] {option} must be a chatId of digits, got {chat!r}")
         raise typer.Exit(2)
     settings = _load({"data_dir": data_dir}, config)
 
@@ -285,30 +326,38 @@ def sandbox_send(
         target = await runtime.instances.get(instance)
         if target is None or target.deleted:
             raise MaxgateError(f"no live instance {instance}")
-        if file is None:
-            return await runtime.sandbox.contact_send(
-                instance, from_chat, text=text, sender_name=sender_name
+        inbound = None
+        type_message = "textMessage"
+        if file is not None:
+            mime = filenames.guess_mime(file.name)
+            ref = await runtime.sandbox.keep_file(_file_chunks(file))
+            inbound = InboundFile(ref, file.name, mime, file.stat().st_size)
+            type_message = filenames.type_message_for(mime)
+        if to_chat is not None:
+            id_message = await runtime.sandbox.own_send(
+                target, to_chat, text=text, file=inbound, caption=caption, type_message=type_message
             )
-        mime = filenames.guess_mime(file.name)
-        ref = await runtime.sandbox.keep_file(_file_chunks(file))
-        inbound = InboundFile(ref, file.name, mime, file.stat().st_size)
-        id_message = await runtime.sandbox.contact_send(
-            instance,
-            from_chat,
-            file=inbound,
-            caption=caption,
-            sender_name=sender_name,
-            type_message=filenames.type_message_for(mime),
-        )
+        else:
+            id_message = await runtime.sandbox.contact_send(
+                instance,
+                chat,
+                text=text,
+                file=inbound,
+                caption=caption,
+                sender_name=sender_name,
+                type_message=type_message,
+            )
         if settings.mirror_mode == "eager":
             await runtime.files.mirror_pending()
         return id_message
 
     id_message = _run(settings, work)
     if as_json:
-        sys.stdout.write(json.dumps({"idMessage": id_message, "chatId": from_chat}) + "\n")
+        sys.stdout.write(json.dumps({"idMessage": id_message, "chatId": chat}) + "\n")
+    elif to_chat is not None:
+        out.print(f"sent {id_message} from {instance}'s phone to {to_chat}")
     else:
-        out.print(f"sent {id_message} from {from_chat} to {instance}")
+        out.print(f"sent {id_message} from {chat} to {instance}")
 
 
 @group_app.command("create")
@@ -423,6 +472,257 @@ def doctor(data_dir: DataDir = None, config: ConfigFile = None) -> None:
         out.print(f"  {package} {version(package)}")
     if not ok:
         raise typer.Exit(1)
+
+
+# --- Transfers: download, send and listen talk to any GREEN-API v3 server through the client ---
+
+ApiUrl = Annotated[
+    str,
+    typer.Option(
+        "--api-url",
+        envvar="MAXGATE_API_URL",
+        show_envvar=True,
+        show_default=False,
+        help="The server's apiUrl, e.g. http://127.0.0.1:8080.",
+    ),
+]
+IdInstance = Annotated[
+    str,
+    typer.Option(
+        "--id-instance",
+        envvar="MAXGATE_ID_INSTANCE",
+        show_envvar=True,
+        show_default=False,
+        help="The instance's idInstance.",
+    ),
+]
+ApiToken = Annotated[
+    str,
+    typer.Option(
+        "--api-token",
+        envvar="MAXGATE_API_TOKEN",
+        show_envvar=True,
+        show_default=False,
+        help="The instance's apiTokenInstance (prefer the environment variable: other users "
+        "can see command-line flags).",
+    ),
+]
+RECONNECT_MAX_WAIT = 30.0
+
+
+@contextlib.contextmanager
+def _connect(api_url: str, id_instance: str, api_token: str) -> Iterator[Client]:
+    """A client for a transfer command; client errors end the command with exit code 1.
+
+    The client's messages never contain the token; the options' own are checked here.
+    """
+    for value, flag, env in (
+        (api_url, "--api-url", "MAXGATE_API_URL"),
+        (id_instance, "--id-instance", "MAXGATE_ID_INSTANCE"),
+        (api_token, "--api-token", "MAXGATE_API_TOKEN"),
+    ):
+        if not value:
+            err.print(f"[red]error:[/] give {flag} or set {env}")
+            raise typer.Exit(2)
+    try:
+        client = Client(api_url=api_url, id_instance=id_instance, api_token=api_token)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        with client:
+            yield client
+    except MaxgateClientError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress callback drawing a rich bar (bytes/s, ETA) on stderr; None when stderr is
+    not a terminal, so logs and pipes stay clean."""
+    if not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task(escape(label), total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def download(
+    chat: Annotated[str, typer.Option("--chat", help="The chatId of the message.")],
+    message: Annotated[str, typer.Option("--message", help="The idMessage of the file message.")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to save: a file, or a folder (the file keeps its name; a trailing / "
+            "makes a folder that does not exist yet). Default: the current folder.",
+            show_default=False,
+        ),
+    ] = None,
+    api_url: ApiUrl = "",
+    id_instance: IdInstance = "",
+    api_token: ApiToken = "",
+    as_json: AsJson = False,
+) -> None:
+    """Download the file of a message (a partial file is resumed; the hash is checked)."""
+    with _connect(api_url, id_instance, api_token) as client:
+        link = client.download_file_link(chat, message).download_url
+        target = Path.cwd() if output is None else Path(output)
+        if output is not None and output.endswith(("/", os.sep)):
+            target.mkdir(parents=True, exist_ok=True)  # a folder, as cp and curl read it
+        with _progress(link_file_name(link)) as progress:
+            try:
+                done = client.download_link(link, target, progress=progress)
+            except KeyboardInterrupt:
+                err.print("interrupted: run the same command again to resume")
+                raise typer.Exit(130) from None
+    if as_json:
+        sys.stdout.write(json.dumps(msgspec.to_builtins(done)) + "\n")
+    else:
+        print(done.path)
+
+
+@app.command()
+def send(
+    chat: Annotated[str, typer.Option("--chat", help="The chatId to send to.")],
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", help="The file to send.", exists=True, dir_okay=False, readable=True
+        ),
+    ],
+    caption: Annotated[
+        str | None, typer.Option(help="A caption for the file.", show_default=False)
+    ] = None,
+    api_url: ApiUrl = "",
+    id_instance: IdInstance = "",
+    api_token: ApiToken = "",
+    as_json: AsJson = False,
+) -> None:
+    """Send a file (sendFileByUpload, streamed from disk) and print its idMessage."""
+    with _connect(api_url, id_instance, api_token) as client, _progress(file.name) as progress:
+        sent = client.send_file_by_upload(chat, file, caption=caption, progress=progress)
+    if as_json:
+        sys.stdout.write(json.dumps(msgspec.to_builtins(sent)) + "\n")
+    else:
+        print(sent.id_message)
+
+
+def _describe(body: NotificationBody) -> str:
+    """One line of rich markup for a notification (the terminal view of ``listen``)."""
+    when = datetime.fromtimestamp(body.timestamp).strftime("%H:%M:%S") if body.timestamp else ""
+    head = f"[dim]{when}[/] [bold]{escape(body.type_webhook)}[/]"
+    if body.message_data is not None:
+        sender = body.sender_data
+        who = escape(f"{sender.sender_name or sender.sender} in {sender.chat_id}") if sender else ""
+        data = body.message_data
+        if data.file_message_data is not None:
+            what = f"[cyan]{escape(data.file_message_data.file_name)}[/]"
+            if data.file_message_data.caption:
+                what += f" {escape(data.file_message_data.caption)}"
+        elif data.text_message_data is not None:
+            what = escape(data.text_message_data.text_message)
+        elif data.extended_text_message_data is not None:
+            what = escape(data.extended_text_message_data.text)
+        else:
+            what = escape(data.type_message)
+        return f"{head} {who}: {what}"
+    if body.status:
+        return f"{head} {escape(body.id_message)} in {escape(body.chat_id)}: {escape(body.status)}"
+    if body.state_instance:
+        return f"{head} {escape(body.state_instance)}"
+    return head
+
+
+def _save_file(client: Client, notification: Notification, folder: Path) -> None:
+    """Download a file message's file into ``folder`` as ``<idMessage>-<fileName>``: the same
+    name when the notification is delivered again, so a broken-off download is resumed."""
+    body = notification.body
+    file = body.file
+    if file is None:
+        return
+    name = safe_file_name(f"{body.id_message}-{file.file_name}", "file")
+    target = folder / name
+    try:
+        with _progress(file.file_name) as progress:
+            try:
+                client.download_link(file.download_url, target, progress=progress)
+            except (ForbiddenError, NotFoundError):
+                # The link in the notification expired: ask for a fresh one.
+                chat_id, id_message = body.message_chat_id, body.id_message
+                client.download_file(chat_id, id_message, target, progress=progress)
+    except MaxgateClientError as exc:
+        problem = f"could not save {escape(name)}: {escape(str(exc))}"
+        err.print(f"[red]error:[/] {problem}", soft_wrap=True)
+        return
+    err.print(f"saved {escape(str(target))}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+def listen(
+    download_files: Annotated[
+        Path | None,
+        typer.Option(
+            "--download-files",
+            help="Save the file of every file message into this folder.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    receive_timeout: Annotated[
+        int, typer.Option(help="Seconds each long poll waits (5 to 60).", min=5, max=60)
+    ] = 20,
+    api_url: ApiUrl = "",
+    id_instance: IdInstance = "",
+    api_token: ApiToken = "",
+) -> None:
+    """Print notifications as they arrive (receiveNotification), deleting each once handled.
+
+    One JSON object per line when stdout is not a terminal; a readable line otherwise. Stop
+    with Ctrl-C. A notification is deleted only after it was printed (and its file saved), so
+    one that was being handled when the command stopped is delivered again next time.
+    """
+    pretty = out.is_terminal
+    if download_files is not None:
+        download_files.mkdir(parents=True, exist_ok=True)
+    with _connect(api_url, id_instance, api_token) as client:
+        wait = 1.0
+        while True:
+            try:
+                for notification in client.notifications(receive_timeout=receive_timeout):
+                    wait = 1.0
+                    if pretty:
+                        out.print(_describe(notification.body), soft_wrap=True)
+                    else:
+                        sys.stdout.buffer.write(msgspec.json.encode(notification.raw) + b"\n")
+                        sys.stdout.buffer.flush()
+                    if download_files is not None:
+                        _save_file(client, notification, download_files)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+            except (TransportError, ServerError) as exc:
+                # The server restarts or the network hiccups: keep listening.
+                err.print(f"[yellow]warning:[/] {escape(str(exc))}; retrying in {wait:.0f} s")
+                time.sleep(wait)
+                wait = min(wait * 2, RECONNECT_MAX_WAIT)
 
 
 def main() -> None:

@@ -1,0 +1,116 @@
+"""A client library for GREEN-API v3 servers (maxgate or the vendor's), shaped like httpx.
+
+    from maxgate.client import Client
+
+    with Client(api_url="http://127.0.0.1:8080", id_instance=3100000001, api_token="…") as c:
+        sent = c.send_message("10000000", "Hello")
+        for notification in c.notifications():
+            print(notification.body.type_webhook)
+
+``AsyncClient`` has the same methods, awaited. Results are msgspec Structs; every failure is a
+:class:`MaxgateClientError`. The token is never part of an error message or a repr.
+"""
+
+from maxgate.client._async import AsyncClient
+from maxgate.client._download import content_hash, link_file_name, safe_file_name
+from maxgate.client._exceptions import (
+    ApiStatusError,
+    BadRequestError,
+    DecodeError,
+    DownloadError,
+    ForbiddenError,
+    GoneError,
+    HashMismatchError,
+    MaxgateClientError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    UnauthorizedError,
+)
+from maxgate.client._models import (
+    AccountCheck,
+    AccountSettings,
+    Chat,
+    Cleared,
+    Count,
+    DeleteResult,
+    Downloaded,
+    DownloadLink,
+    ExtendedTextMessageData,
+    FileMessageData,
+    InstanceData,
+    InstanceSettings,
+    JournalItem,
+    LoggedOut,
+    MessageData,
+    Notification,
+    NotificationBody,
+    QrCode,
+    QueuedMessage,
+    QueuedMessageBody,
+    Rebooted,
+    SenderData,
+    SentFile,
+    SentMessage,
+    SettingsSaved,
+    StateInstance,
+    TextMessageData,
+    UploadedFile,
+)
+from maxgate.client._sync import Client
+from maxgate.client._upload import Progress
+from maxgate.client._wire import redact_url_tokens
+
+__all__ = [
+    "AccountCheck",
+    "AccountSettings",
+    "ApiStatusError",
+    "AsyncClient",
+    "BadRequestError",
+    "Chat",
+    "Cleared",
+    "Client",
+    "Count",
+    "DecodeError",
+    "DeleteResult",
+    "DownloadError",
+    "DownloadLink",
+    "Downloaded",
+    "ExtendedTextMessageData",
+    "FileMessageData",
+    "ForbiddenError",
+    "GoneError",
+    "HashMismatchError",
+    "InstanceData",
+    "InstanceSettings",
+    "JournalItem",
+    "LoggedOut",
+    "MaxgateClientError",
+    "MessageData",
+    "NotFoundError",
+    "Notification",
+    "NotificationBody",
+    "PayloadTooLargeError",
+    "Progress",
+    "QrCode",
+    "QueuedMessage",
+    "QueuedMessageBody",
+    "RateLimitError",
+    "Rebooted",
+    "SenderData",
+    "SentFile",
+    "SentMessage",
+    "ServerError",
+    "SettingsSaved",
+    "StateInstance",
+    "TextMessageData",
+    "TransportError",
+    "UnauthorizedError",
+    "UploadedFile",
+    "content_hash",
+    "link_file_name",
+    "redact_url_tokens",
+    "safe_file_name",
+]

@@ -1,0 +1,436 @@
+"""``AsyncClient``: the asyncio GREEN-API v3 client (the same methods as ``Client``, awaited)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from maxgate.client import _wire as wire
+from maxgate.client._base import (
+    DEFAULT_MAX_RETRY_WAIT,
+    DEFAULT_RECEIVE_TIMEOUT,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    LINK,
+    Options,
+    http_options,
+    install_log_redaction,
+)
+from maxgate.client._download import (
+    Sink,
+    Step,
+    Target,
+    Transfer,
+    resolve_target,
+    stall_pause,
+)
+from maxgate.client._exceptions import DownloadError, RateLimitError
+from maxgate.client._models import (
+    AccountCheck,
+    AccountSettings,
+    Chat,
+    Cleared,
+    Count,
+    DeleteResult,
+    Downloaded,
+    DownloadLink,
+    InstanceSettings,
+    JournalItem,
+    LoggedOut,
+    Notification,
+    QrCode,
+    QueuedMessage,
+    Rebooted,
+    SentFile,
+    SentMessage,
+    SettingsSaved,
+    StateInstance,
+    UploadedFile,
+    YesNo,
+)
+from maxgate.client._upload import Body, FileSource, Progress, Source
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """An asyncio client of one GREEN-API v3 instance (maxgate or any compatible server).
+
+    Every option is keyword-only. ``transport`` is httpx's seam: pass
+    ``httpx.ASGITransport(app=app)`` to run against an ASGI app in-process, or
+    ``httpx.MockTransport(handler)`` for a fake. Rate-limited calls (429) are retried up to
+    ``retries`` times, waiting what ``Retry-After`` asks, as long as the waits add up to at
+    most ``max_retry_wait`` seconds.
+    Use it as an async context manager, or await :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        id_instance: int | str,
+        api_token: str,
+        media_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._options = Options(
+            api_url=api_url,
+            id_instance=id_instance,
+            api_token=api_token,
+            media_url=media_url,
+            timeout=timeout,
+            retries=retries,
+            max_retry_wait=max_retry_wait,
+        )
+        install_log_redaction()
+        self._http = httpx.AsyncClient(transport=transport, **http_options(self._options))
+
+    def __repr__(self) -> str:
+        return self._options.repr(type(self).__name__)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _call(self, call: wire.Call[T], body: Body | None = None) -> T:
+        options = self._options
+        budget = options.budget()
+        while True:
+            extra: dict[str, Any] = {}
+            if body is not None:
+                extra = {"content": body.__aiter__(), "headers": body.headers}
+            try:
+                response = await self._http.request(**options.request(call, **extra))
+            except httpx.HTTPError as exc:
+                raise options.transport_error(call.method, exc) from exc
+            if response.status_code == 200:
+                return wire.decode(call, response.content)
+            error = options.status_error(call.method, response)
+            if isinstance(error, RateLimitError) and (body is None or body.source.replayable):
+                delay = budget.delay(error.retry_after)
+                if delay is not None:
+                    await asyncio.sleep(delay)
+                    continue
+            raise error
+
+    # --- sending -----------------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        chat_id: str,
+        message: str,
+        *,
+        quoted_message_id: str | None = None,
+        link_preview: bool | None = None,
+        typing_time: int | None = None,
+    ) -> SentMessage:
+        """sendMessage: queue a text message (up to 4000 characters)."""
+        call = wire.send_message(
+            chat_id,
+            message,
+            quoted_message_id=quoted_message_id,
+            link_preview=link_preview,
+            typing_time=typing_time,
+        )
+        return await self._call(call)
+
+    async def send_file_by_upload(
+        self,
+        chat_id: str,
+        file: FileSource,
+        *,
+        file_name: str | None = None,
+        caption: str | None = None,
+        quoted_message_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> SentFile:
+        """sendFileByUpload: send a file (a path or an open binary file), streamed.
+
+        ``file_name`` defaults to the path's name; ``progress(sent, total)`` is called as the
+        file's bytes are handed to the connection.
+        """
+        source = Source(file, file_name=file_name)
+        fields = wire.upload_fields(
+            chat_id, source.file_name, caption=caption, quoted_message_id=quoted_message_id
+        )
+        return await self._call(
+            wire.SEND_FILE_BY_UPLOAD, Body(source, fields=fields, progress=progress)
+        )
+
+    async def send_file_by_url(
+        self,
+        chat_id: str,
+        url_file: str,
+        file_name: str,
+        *,
+        caption: str | None = None,
+        quoted_message_id: str | None = None,
+    ) -> SentFile:
+        """sendFileByUrl: send a file the server fetches from a URL (or one of its own links)."""
+        call = wire.send_file_by_url(
+            chat_id, url_file, file_name, caption=caption, quoted_message_id=quoted_message_id
+        )
+        return await self._call(call)
+
+    async def upload_file(
+        self, file: FileSource, *, file_name: str | None = None, progress: Progress | None = None
+    ) -> UploadedFile:
+        """uploadFile: store a file (streamed) and get a link for :meth:`send_file_by_url`."""
+        source = Source(file, file_name=file_name)
+        return await self._call(wire.UPLOAD_FILE, Body(source, progress=progress, name_header=True))
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    async def download_file_link(self, chat_id: str, id_message: str) -> DownloadLink:
+        """downloadFile: a working link to the file of a received or sent message."""
+        return await self._call(wire.download_file(chat_id, id_message))
+
+    async def download_file(
+        self,
+        chat_id: str,
+        id_message: str,
+        to: Target,
+        *,
+        progress: Progress | None = None,
+        resume: bool = True,
+    ) -> Downloaded:
+        """Download a message's file to ``to`` (a path, a directory or a binary file).
+
+        Calls downloadFile for the link, then :meth:`download_link`.
+        """
+        link = await self.download_file_link(chat_id, id_message)
+        return await self.download_link(link.download_url, to, progress=progress, resume=resume)
+
+    async def download_link(
+        self, url: str, to: Target, *, progress: Progress | None = None, resume: bool = True
+    ) -> Downloaded:
+        """Stream a file link to ``to``, resuming and checking the hash.
+
+        ``to`` is a file path, a directory (the file keeps the link's name) or an open binary
+        file. With ``resume`` (the default) an existing file at the path is taken as the start
+        of the download and continued with ``Range``; if the connection drops mid-transfer,
+        the download continues from where it stopped (``retries`` times without progress).
+        ``If-Range`` makes sure the pieces are of one version. When the server's ETag is a
+        SHA-256 (maxgate's is), the result is checked against it: ``HashMismatchError``
+        otherwise; a partial file from an earlier run that turns out to belong to another file
+        is downloaded again from the start. ``progress(done, total)`` follows the bytes.
+        """
+        target = resolve_target(to, url)
+        options = self._options
+        with Sink(target, resume=resume) as sink:
+            # Opening hashes what an earlier run left: file I/O, off the event loop.
+            transfer = await asyncio.to_thread(Transfer, sink, progress=progress)
+            budget, stalls = options.budget(), 0
+            while True:
+                before = transfer.offset
+                try:
+                    step = await self._fetch(url, transfer)
+                except httpx.HTTPError as exc:
+                    stalls = 0 if transfer.offset > before else stalls + 1
+                    if stalls > options.retries:
+                        raise options.transport_error(LINK, exc) from exc
+                    if transfer.offset > 0:
+                        transfer.interrupted()
+                    if stalls:
+                        await asyncio.sleep(stall_pause(stalls))
+                    continue
+                except RateLimitError as exc:
+                    delay = budget.delay(exc.retry_after)
+                    if delay is None:
+                        raise
+                    await asyncio.sleep(delay)
+                    continue
+                if step is Step.AGAIN:
+                    stalls = 0 if transfer.offset > before else stalls + 1
+                    if stalls > options.retries:
+                        raise DownloadError(
+                            f"the download stopped at byte {transfer.offset} of "
+                            f"{transfer.total} and could not be resumed"
+                        )
+                    if transfer.offset > 0:
+                        transfer.interrupted()
+                    if stalls:
+                        await asyncio.sleep(stall_pause(stalls))
+                    continue
+                done = transfer.finish()
+                if done is not None:
+                    return done
+
+    async def _fetch(self, url: str, transfer: Transfer) -> Step:
+        """One request of a download; returns whether it is done or must go on."""
+        headers = transfer.request_headers()
+        async with self._http.stream(
+            "GET", url, headers=headers, follow_redirects=True
+        ) as response:
+            step = transfer.begin(response.status_code, response.headers)
+            if step is Step.FAIL:
+                await response.aread()
+                raise self._options.status_error(LINK, response)
+            if step is not Step.BODY:
+                return step
+            async for chunk in response.aiter_bytes():
+                data = transfer.take(chunk)
+                await asyncio.to_thread(transfer.write, data)
+                transfer.advance(len(data))
+        return transfer.end()
+
+    async def receive_notification(
+        self, *, receive_timeout: int | None = None
+    ) -> Notification | None:
+        """receiveNotification: the oldest notification, or None if none came in
+        ``receive_timeout`` seconds (5 to 60; the server's default is 5)."""
+        return await self._call(wire.receive_notification(receive_timeout))
+
+    async def delete_notification(self, receipt_id: int) -> DeleteResult:
+        """deleteNotification: drop a received notification from the queue."""
+        return await self._call(wire.delete_notification(receipt_id))
+
+    async def notifications(
+        self, *, receive_timeout: int = DEFAULT_RECEIVE_TIMEOUT
+    ) -> AsyncGenerator[Notification, None]:
+        """Notifications as they arrive, long-polling receiveNotification; endless.
+
+        Each notification is deleted from the server's queue when you ask for the next one,
+        that is once the body of your ``async for`` loop is done with it. If the loop stops
+        (``break``, an exception), the last notification is not deleted and is delivered again
+        next time: delivery is at least once.
+        """
+        pending: int | None = None
+        while True:
+            if pending is not None:
+                await self.delete_notification(pending)
+                pending = None
+            notification = await self.receive_notification(receive_timeout=receive_timeout)
+            if notification is None:
+                continue
+            pending = notification.receipt_id
+            yield notification
+
+    # --- journals ----------------------------------------------------------------------------
+
+    async def get_chat_history(
+        self, chat_id: str, *, count: int | None = None
+    ) -> list[JournalItem]:
+        """getChatHistory: the newest messages of a chat, newest first (server default 100)."""
+        return await self._call(wire.get_chat_history(chat_id, count))
+
+    async def get_message(self, chat_id: str, id_message: str) -> JournalItem:
+        """getMessage: one message of a chat."""
+        return await self._call(wire.get_message(chat_id, id_message))
+
+    async def last_incoming_messages(self, *, minutes: int | None = None) -> list[JournalItem]:
+        """lastIncomingMessages: received in the last ``minutes`` (server default 1440)."""
+        return await self._call(wire.last_messages("incoming", minutes))
+
+    async def last_outgoing_messages(self, *, minutes: int | None = None) -> list[JournalItem]:
+        """lastOutgoingMessages: sent in the last ``minutes`` (server default 1440)."""
+        return await self._call(wire.last_messages("outgoing", minutes))
+
+    async def get_chats(self) -> list[Chat]:
+        """getChats: the instance's chats."""
+        return await self._call(wire.GET_CHATS)
+
+    # --- account -----------------------------------------------------------------------------
+
+    async def get_state_instance(self) -> StateInstance:
+        """getStateInstance: the messenger connection state."""
+        return await self._call(wire.GET_STATE_INSTANCE)
+
+    async def get_settings(self) -> InstanceSettings:
+        """getSettings: the instance's settings."""
+        return await self._call(wire.GET_SETTINGS)
+
+    async def set_settings(
+        self,
+        *,
+        webhook_url: str | None = None,
+        webhook_url_token: str | None = None,
+        webhook_secret: str | None = None,
+        delay_send_messages_milliseconds: int | None = None,
+        mark_incoming_messages_readed: bool | YesNo | None = None,
+        mark_incoming_messages_readed_on_reply: bool | YesNo | None = None,
+        outgoing_webhook: bool | YesNo | None = None,
+        outgoing_message_webhook: bool | YesNo | None = None,
+        outgoing_api_message_webhook: bool | YesNo | None = None,
+        incoming_webhook: bool | YesNo | None = None,
+        state_webhook: bool | YesNo | None = None,
+    ) -> SettingsSaved:
+        """setSettings: change the settings given (at least one); ``True`` means ``"yes"``."""
+        call = wire.set_settings(
+            webhook_url=webhook_url,
+            webhook_url_token=webhook_url_token,
+            webhook_secret=webhook_secret,
+            delay_send_messages_milliseconds=delay_send_messages_milliseconds,
+            yes_no={
+                "markIncomingMessagesReaded": mark_incoming_messages_readed,
+                "markIncomingMessagesReadedOnReply": mark_incoming_messages_readed_on_reply,
+                "outgoingWebhook": outgoing_webhook,
+                "outgoingMessageWebhook": outgoing_message_webhook,
+                "outgoingAPIMessageWebhook": outgoing_api_message_webhook,
+                "incomingWebhook": incoming_webhook,
+                "stateWebhook": state_webhook,
+            },
+        )
+        return await self._call(call)
+
+    async def get_account_settings(self) -> AccountSettings:
+        """getAccountSettings: the account behind the instance."""
+        return await self._call(wire.GET_ACCOUNT_SETTINGS)
+
+    async def reboot(self) -> Rebooted:
+        """reboot: reconnect the account to the messenger."""
+        return await self._call(wire.REBOOT)
+
+    async def logout(self) -> LoggedOut:
+        """logout: log the account out (log in again with :meth:`qr`)."""
+        return await self._call(wire.LOGOUT)
+
+    async def qr(self) -> QrCode:
+        """qr: a QR code to log the account in, or ``alreadyLogged``."""
+        return await self._call(wire.QR)
+
+    async def check_account(self, phone_number: int) -> AccountCheck:
+        """checkAccount: whether a phone number has an account."""
+        return await self._call(wire.check_account(phone_number))
+
+    # --- queues ------------------------------------------------------------------------------
+
+    async def show_messages_queue(self) -> list[QueuedMessage]:
+        """showMessagesQueue: outgoing messages not yet handed to the messenger."""
+        return await self._call(wire.SHOW_MESSAGES_QUEUE)
+
+    async def clear_messages_queue(self) -> Cleared:
+        """clearMessagesQueue: drop the waiting outgoing messages."""
+        return await self._call(wire.CLEAR_MESSAGES_QUEUE)
+
+    async def get_messages_count(self) -> Count:
+        """getMessagesCount: how many outgoing messages wait."""
+        return await self._call(wire.GET_MESSAGES_COUNT)
+
+    async def get_webhooks_count(self) -> Count:
+        """getWebhooksCount: how many notifications wait."""
+        return await self._call(wire.GET_WEBHOOKS_COUNT)
+
+    async def clear_webhooks_queue(self) -> Cleared:
+        """clearWebhooksQueue: drop the waiting notifications."""
+        return await self._call(wire.CLEAR_WEBHOOKS_QUEUE)
