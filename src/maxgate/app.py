@@ -84,6 +84,6 @@ def app_from_environ() -> Starlette:
     """Factory for server worker processes: settings come from MAXGATE_* variables."""
     settings = load_settings(environ=os.environ)
     logging.basicConfig(level=settings.log_level.upper())
-    # httpx logs every request URL at INFO: one line per webhook, with the webhook's URL.
+    # httpx logs every request URL at INFO (sendFileByUrl fetches, with their query strings).
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     return create_app(settings)

@@ -26,6 +26,7 @@ from maxgate.domain.retention import Retention
 from maxgate.domain.webhooks import Webhooks
 from maxgate.errors import MaxgateError
 from maxgate.net.http import outbound_client
+from maxgate.net.poster import WebhookPoster
 from maxgate.net.urlguard import UrlGuard
 from maxgate.settings import MAX_FILE_SIZE_CAP, Settings
 from maxgate.store.database import Database
@@ -82,7 +83,7 @@ class Runtime:
             self.db,
             self.instances,
             self.notifications,
-            lambda: self.http,
+            WebhookPoster(self.guard),
             timeout=settings.webhook_timeout,
             retry_delays=settings.webhook_retry_delays,
         )

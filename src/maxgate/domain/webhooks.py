@@ -22,10 +22,11 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import httpx
+import h11
+import httpcore
 import msgspec
 import sqlalchemy as sa
 
@@ -33,6 +34,7 @@ from maxgate.domain.instances import Instances
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.records import Instance
 from maxgate.errors import MaxgateError
+from maxgate.net.poster import AnswerTooLarge, WebhookPoster
 from maxgate.store import tables as t
 from maxgate.store.database import Database
 
@@ -106,7 +108,7 @@ class Webhooks:
         db: Database,
         instances: Instances,
         notifications: Notifications,
-        client: Callable[[], httpx.AsyncClient],
+        poster: WebhookPoster,
         *,
         timeout: float,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
@@ -114,7 +116,7 @@ class Webhooks:
         self.db = db
         self.instances = instances
         self.notifications = notifications
-        self._client = client
+        self._poster = poster
         self.timeout = timeout
         self.retry_delays = tuple(retry_delays) or DEFAULT_RETRY_DELAYS
         # A crashed deliverer holds its rows until the lease runs out: keep it short.
@@ -239,16 +241,20 @@ class Webhooks:
         if secret:
             headers["X-Maxgate-Signature"] = signature(secret, timestamp, body)
         try:
-            response = await self._client().post(
-                url, content=body, headers=headers, timeout=self.timeout, follow_redirects=False
-            )
-        except httpx.TimeoutException:
+            status = await self._poster.post(url, body, headers, deadline=self.timeout)
+        except TimeoutError:
             return f"no answer within {self.timeout:g} s"
-        except (httpx.HTTPError, MaxgateError, OSError) as exc:
+        except (
+            OSError,
+            h11.ProtocolError,
+            AnswerTooLarge,
+            httpcore.ConnectError,
+            MaxgateError,
+        ) as exc:
             return f"{exc.__class__.__name__}: {exc}"[:500]
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             return None
-        return f"HTTP {response.status_code}"
+        return f"HTTP {status}"
 
     async def _settle(
         self,
@@ -293,3 +299,4 @@ class Webhooks:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._poster.close()

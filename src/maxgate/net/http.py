@@ -81,6 +81,28 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
+async def vetted_addresses(
+    guard: UrlGuard, host: str, port: int, *, resolver: Resolver = resolve_host
+) -> Sequence[IPAddress]:
+    """The addresses to connect to for ``host``: resolved once and every one checked by
+    ``guard`` (``OutboundBlocked`` if any is refused); connect to these very addresses."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        guard.check_address(host)  # the message shows the address as written
+        return [literal]
+    try:
+        addresses = await resolver(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise _ConnectFailed(f"host {host} could not be resolved") from exc
+    if not addresses:
+        raise _ConnectFailed(f"host {host} could not be resolved")
+    guard.check_resolved(host, addresses)
+    return addresses
+
+
 class _ConnectFailed(httpcore.ConnectError):
     """A connect failure whose message is already a sentence fit for the user."""
 
@@ -126,21 +148,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         self._inner = inner if inner is not None else httpcore.AnyIOBackend()
 
     async def _addresses(self, host: str, port: int) -> Sequence[IPAddress]:
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            self._guard.check_address(host)  # the message shows the address as written
-            return [literal]
-        try:
-            addresses = await self._resolver(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise _ConnectFailed(f"host {host} could not be resolved") from exc
-        if not addresses:
-            raise _ConnectFailed(f"host {host} could not be resolved")
-        self._guard.check_resolved(host, addresses)
-        return addresses
+        return await vetted_addresses(self._guard, host, port, resolver=self._resolver)
 
     async def connect_tcp(
         self,
