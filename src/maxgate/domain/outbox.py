@@ -11,8 +11,6 @@ start); delivery is at-least-once, and the messenger side drops a repeated idMes
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -20,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from maxgate.domain.drains import Drains
 from maxgate.domain.files import Files
 from maxgate.domain.instances import Instances
 from maxgate.domain.journal import Journal
@@ -51,13 +50,11 @@ class Outbox:
         self.journal = journal
         self.files = files
         self.upstream = upstream
-        self.wake = asyncio.Event()
-        self._busy: set[int] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._drains = Drains("sending")
 
     def notify(self) -> None:
         """Something was queued: look at the outbox now instead of at the next tick."""
-        self.wake.set()
+        self._drains.wake.set()
 
     async def recover(self, *, older_than: float = STALE_CLAIM) -> None:
         """Return entries a crash left half-sent (claimed over ``older_than`` ago) to the queue."""
@@ -74,18 +71,7 @@ class Outbox:
 
     async def run(self, *, tick: float = 1.0) -> None:
         """Work forever: hand ready entries to the upstream, one task per instance."""
-        while True:
-            self.wake.clear()
-            try:
-                wait = await self.dispatch()
-            except MaxgateError:
-                log.exception("outbox dispatch failed; retrying")
-                wait = tick
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # arrives as the event fires, and this loop would then never stop.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(wait, tick)):
-                    await self.wake.wait()
+        await self._drains.run(self.dispatch, tick=tick)
 
     async def dispatch(self) -> float:
         """Start a send task for every instance with a ready entry; returns seconds to wait."""
@@ -107,30 +93,18 @@ class Outbox:
             ).all()
         wait = 1.0
         for instance_id, not_before, next_send_at in rows:
-            if instance_id in self._busy:
+            if self._drains.busy(instance_id):
                 continue
             due = max(not_before, next_send_at or 0.0)
             if due > now:
                 wait = min(wait, due - now)
                 continue
-            self._busy.add(instance_id)
-            task = asyncio.create_task(self._drain(instance_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._drains.start(instance_id, self._drain)
         return max(wait, 0.01)
 
     async def _drain(self, instance_id: int) -> None:
-        try:
-            while True:
-                entry = await self._claim(instance_id)
-                if entry is None:
-                    return
-                await self._send(entry)
-        except MaxgateError:
-            log.exception("sending for instance %s failed", instance_id)
-        finally:
-            self._busy.discard(instance_id)
-            self.wake.set()
+        while (entry := await self._claim(instance_id)) is not None:
+            await self._send(entry)
 
     async def _claim(self, instance_id: int) -> Any:
         """Claim the instance's next entry if its turn has come; None otherwise."""
@@ -278,8 +252,4 @@ class Outbox:
 
     async def close(self) -> None:
         """Cancel the send tasks in flight (their entries are recovered on the next start)."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._drains.close()

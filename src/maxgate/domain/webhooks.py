@@ -16,8 +16,6 @@ the instance has a ``webhookSecret``, ``X-Maxgate-Signature: sha256=<hex>`` — 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -30,6 +28,7 @@ import httpcore
 import msgspec
 import sqlalchemy as sa
 
+from maxgate.domain.drains import Drains
 from maxgate.domain.instances import Instances
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.records import Instance
@@ -121,14 +120,12 @@ class Webhooks:
         self.retry_delays = tuple(retry_delays) or DEFAULT_RETRY_DELAYS
         # A crashed deliverer holds its rows until the lease runs out: keep it short.
         self.lease = max(15.0, 3 * timeout)
-        self.wake = asyncio.Event()
-        self._busy: set[int] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._drains = Drains("webhook delivery")
 
     def notify(self, instance_id: int) -> None:
         """A notification was queued; an instance being drained picks it up by itself."""
-        if instance_id not in self._busy:
-            self.wake.set()
+        if not self._drains.busy(instance_id):
+            self._drains.wake.set()
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed delivery of a notification."""
@@ -136,16 +133,7 @@ class Webhooks:
 
     async def run(self, *, tick: float = 1.0) -> None:
         """Work forever: start a drain for every instance whose queue head is due."""
-        while True:
-            self.wake.clear()
-            try:
-                wait = await self.dispatch()
-            except MaxgateError:
-                log.exception("webhook dispatch failed; retrying")
-                wait = tick
-            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see Outbox.run
-                async with asyncio.timeout(min(wait, tick)):
-                    await self.wake.wait()
+        await self._drains.run(self.dispatch, tick=tick)
 
     async def dispatch(self) -> float:
         """Start draining every instance with a due head; returns seconds until the next."""
@@ -154,7 +142,7 @@ class Webhooks:
             heads = (await conn.execute(_HEADS)).all()
         wait = 1.0
         for instance_id, next_attempt_at, lease_until in heads:
-            if instance_id in self._busy:
+            if self._drains.busy(instance_id):
                 continue
             due = max(next_attempt_at, lease_until)
             if due > now:
@@ -163,28 +151,17 @@ class Webhooks:
             instance = await self.instances.get(instance_id)
             if instance is None or instance.deleted or not webhook_url(instance):
                 continue
-            self._busy.add(instance_id)
-            task = asyncio.create_task(self._drain(instance_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._drains.start(instance_id, self._drain)
         return max(wait, 0.01)
 
     async def _drain(self, instance_id: int) -> None:
-        try:
-            while True:
-                instance = await self.instances.get(instance_id)
-                if instance is None or instance.deleted or not webhook_url(instance):
-                    return
-                claimed = await self._claim(instance_id)
-                if not claimed:
-                    return
-                if not await self._deliver_batch(instance, claimed):
-                    return
-        except MaxgateError:
-            log.exception("webhook delivery for instance %s failed", instance_id)
-        finally:
-            self._busy.discard(instance_id)
-            self.wake.set()
+        while True:
+            instance = await self.instances.get(instance_id)
+            if instance is None or instance.deleted or not webhook_url(instance):
+                return
+            claimed = await self._claim(instance_id)
+            if not claimed or not await self._deliver_batch(instance, claimed):
+                return
 
     async def _claim(self, instance_id: int) -> list[Any]:
         """Lease the head of an instance's queue (up to BATCH rows) if it is due and free."""
@@ -294,9 +271,5 @@ class Webhooks:
 
     async def close(self) -> None:
         """Cancel deliveries in flight (their leases run out; they are sent again)."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._drains.close()
         await self._poster.close()
