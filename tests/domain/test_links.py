@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -66,7 +69,7 @@ def test_tampering_with_the_signature_fails(signer: LinkSigner) -> None:
 
 
 def test_per_instance_keys_differ(signer: LinkSigner) -> None:
-    assert signer._instance_key(3100000001) != signer._instance_key(3100000002)
+    assert signer._instance_mac(3100000001).digest() != signer._instance_mac(3100000002).digest()
     # the same file id and expiry under two instances give unrelated signatures
     assert signer.signature(3100000001, "f", 5) != signer.signature(3100000002, "f", 5)
 
@@ -94,3 +97,12 @@ def test_names_are_quoted_into_one_path_segment(signer: LinkSigner, name: str, q
     assert path[4] == quoted
     assert unquote(path[4]) == (name or "file")
     assert signer.verify(3100000001, "fid", exp, sig)  # the name is not signed
+
+
+def test_the_signature_is_hmac_sha256_under_the_derived_instance_key(signer: LinkSigner) -> None:
+    """The scheme links already handed out were signed with: they stay valid across versions."""
+    instance_key = hmac.digest(KEY.encode(), b"instance:3100000001", hashlib.sha256)
+    mac = hmac.digest(instance_key, b"3100000001/fileid_abc/1900000000", hashlib.sha256)
+    expected = base64.urlsafe_b64encode(mac[:18]).decode()
+    assert signer.signature(3100000001, "fileid_abc", 1_900_000_000) == expected
+    assert signer.signature(3100000001, "fileid_abc", 1_900_000_000) == expected  # reused MAC

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from maxgate.errors import StoreError
 from maxgate.store import tables as t
 from maxgate.store.database import Database
-from maxgate.store.lookups import CompiledLookup, LookupRow
+from maxgate.store.lookups import MMAP_SIZE, CompiledLookup, LookupRow
 
 FILE = {
     "id": "f" * 22,
@@ -112,6 +113,20 @@ async def test_each_lookup_sees_every_earlier_commit(db: Database) -> None:
     async with db.write() as conn:
         await conn.execute(t.files.delete())
     assert await db.fetch_one(FILE_BY_ID, {"file_id": FILE["id"]}) is None
+
+
+async def test_the_reader_maps_the_file_and_stays_read_only(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'maxgate.db'}")
+    await db.migrate()
+    async with db.write() as conn:
+        await conn.execute(t.files.insert().values(**FILE))
+    assert await db.fetch_one(FILE_BY_ID, {"file_id": FILE["id"]}) is not None
+    reader = db._reader
+    assert reader is not None and reader._conn is not None
+    assert reader._conn.execute("PRAGMA mmap_size").fetchone() == (MMAP_SIZE,)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader._conn.execute("DELETE FROM files")
+    await db.close()
 
 
 async def test_statements_built_per_call_and_expanding_lists_work(db: Database) -> None:

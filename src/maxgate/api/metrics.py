@@ -91,7 +91,10 @@ class Metrics:
 
     def observe(self, scope: Scope, status: int, sent: int, seconds: float) -> None:
         """Count one answered request (``sent``: body bytes) under its route's label."""
-        label = method_label(scope)
+        self.count(method_label(scope), status, sent, seconds)
+
+    def count(self, label: str, status: int, sent: int, seconds: float) -> None:
+        """Count one answered request under ``label`` (a bounded label, never a token)."""
         series = self._series.get((label, status))
         if series is None:
             series = self._series[(label, status)] = _Series()

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from maxgate.api.errors import error_response
 from maxgate.api.schemas import Body, JsonSchema, Param, as_body
@@ -21,6 +24,8 @@ from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.records import Instance
 from maxgate.errors import ApiError
 from maxgate.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[["Call"], Awaitable[Any]]
 
@@ -97,33 +102,67 @@ def partner_method(
     return register
 
 
-@dataclasses.dataclass(slots=True)
 class Call:
-    """One authenticated call of a method: the request, the runtime and the instance."""
+    """One authenticated call of a method: the raw ASGI request, the runtime and the instance.
 
-    request: Request
-    runtime: Runtime
-    instance: Instance
-    extra: str | None = None
+    ``request`` (a Starlette ``Request``) is built only for the handlers that ask for headers,
+    query parameters or a streamed body; JSON bodies are read from ``receive`` directly.
+    """
+
+    __slots__ = ("_request", "extra", "instance", "receive", "runtime", "scope")
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        runtime: Runtime,
+        instance: Instance,
+        extra: str | None = None,
+    ) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.runtime = runtime
+        self.instance = instance
+        self.extra = extra
+        self._request: Request | None = None
+
+    @property
+    def request(self) -> Request:
+        """The request as Starlette sees it (headers, query parameters, ``stream()``)."""
+        if self._request is None:
+            self._request = Request(self.scope, self.receive)
+        return self._request
 
     async def body_bytes(self) -> bytes:
         """The raw body, refusing more than the JSON body limit while reading it."""
         limit = self.runtime.settings.max_json_body
-        declared = self.request.headers.get("content-length")
+        declared = _header(self.scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ApiError(413, "Payload Too Large")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in self.request.stream():
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise ApiError(413, "Payload Too Large")
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def json(self, fields: Sequence[Field], *, min_keys: int | None = None) -> dict[str, Any]:
         """The body decoded and checked against ``fields`` (spec §1.4 messages)."""
         return validate(decode_json(await self.body_bytes()), fields, min_keys=min_keys)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
 
 def json_response(data: Any) -> Response:
@@ -145,17 +184,36 @@ def _find(table: dict[str, MethodSpec], request: Request) -> MethodSpec:
     return spec
 
 
-async def v3_endpoint(request: Request) -> Response:
-    """Every ``/[v3/]waInstance{id}/{method}/{token}[/{extra}]`` request comes here."""
+V3_PATH = re.compile(r"(?:/v3)?/waInstance([^/]+)/([^/]+)/([^/]+)(?:/([^/]+))?")
+"""``/[v3/]waInstance{idInstance}/{method}/{token}[/{extra}]``, as the two v3 routes declare."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class V3Path:
+    """The parts of a v3 request path."""
+
+    id_instance: str
+    method: str
+    token: str
+    extra: str | None
+
+
+async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path) -> Any:
+    """Check a v3 request in the order of spec §1.4 and run its method.
+
+    Returns the handler's result, or an error ``Response`` for an ``ApiError``.
+    """
+    spec = METHODS.get(path.method.lower())
     try:
-        spec = _find(METHODS, request)
-        runtime = _runtime(request)
-        raw_id = str(request.path_params["id_instance"])
+        if spec is None or (path.extra is not None and not spec.takes_extra):
+            raise ApiError(404, "Not Found")
+        if scope["method"] not in spec.verbs:
+            allow = ", ".join(sorted(spec.verbs))
+            raise ApiError(405, "Method Not Allowed", headers={"Allow": allow})
+        raw_id = path.id_instance
         if not (raw_id.isdigit() and len(raw_id) == 10):
             raise ApiError(403, "Forbidden")
-        instance, token_ok = await runtime.instances.authenticate(
-            int(raw_id), str(request.path_params["token"])
-        )
+        instance, token_ok = await runtime.instances.authenticate(int(raw_id), path.token)
         if instance is None:
             raise ApiError(403, "Forbidden")
         if not token_ok:
@@ -166,11 +224,54 @@ async def v3_endpoint(request: Request) -> Response:
             await runtime.limiter.check(instance.id, spec.name.lower())
         if spec.needs_upstream and instance.state != "authorized":
             raise ApiError(400, "instance is starting or not authorized")
-        call = Call(request, runtime, instance, request.path_params.get("extra"))
-        result = await spec.handler(call)
+        return await spec.handler(Call(scope, receive, runtime, instance, path.extra))
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.headers)
+
+
+async def v3_endpoint(request: Request) -> Response:
+    """The v3 routes, when Starlette's router serves them (``serve_v3`` usually does first)."""
+    params = request.path_params
+    path = V3Path(
+        str(params["id_instance"]), str(params["method"]), str(params["token"]), params.get("extra")
+    )
+    result = await v3_call(_runtime(request), request.scope, request.receive, path)
     return result if isinstance(result, Response) else json_response(result)
+
+
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
+async def serve_v3(
+    runtime: Runtime, scope: Scope, receive: Receive, send: Send, match: re.Match[str]
+) -> tuple[str, int]:
+    """Answer a v3 request whose path ``V3_PATH`` matched, without Starlette's router.
+
+    This is the hot path of every method (``downloadFile`` at thousands per second): no route
+    scan, no request object unless the handler asks for one, a 200 JSON answer sent as two
+    ASGI messages. Returns the metrics label (the method's name, ``unknown`` for none) and
+    the status sent. A bug in a handler becomes a 500 in the error shape, logged with its
+    traceback, as Starlette's error middleware does for the other routes.
+    """
+    path = V3Path(*match.groups())
+    spec = METHODS.get(path.method.lower())
+    label = "unknown" if spec is None else spec.name  # never the path: it holds the token
+    try:
+        result = await v3_call(runtime, scope, receive, path)
+    except ClientDisconnect:
+        return label, 499  # the client went away while sending its body: nobody to answer
+    except Exception:
+        log.exception("%s %s failed", scope["method"], label)
+        await error_response(500, "Internal Server Error")(scope, receive, send)
+        return label, 500
+    if isinstance(result, Response):
+        await result(scope, receive, send)
+        return label, result.status_code
+    body = msgspec.json.encode(result)
+    headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADERS]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return label, 200
 
 
 async def partner_endpoint(request: Request) -> Response:
@@ -183,7 +284,7 @@ async def partner_endpoint(request: Request) -> Response:
         if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
             raise ApiError(401, "Unauthorized")
         partner = Instance(0, "", "", 0, "authorized", {}, 0.0, False)
-        result = await spec.handler(Call(request, runtime, partner))
+        result = await spec.handler(Call(request.scope, request.receive, runtime, partner))
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.headers)
     return result if isinstance(result, Response) else json_response(result)

@@ -20,6 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 MAX_STATEMENTS = 64  # compiled lookups kept; statements are module-level constants
+MMAP_SIZE = 1 << 30
+"""Bytes of the database file the reader maps into memory (``PRAGMA mmap_size``).
+
+A point lookup on a journal far larger than SQLite's page cache touches a few pages that are
+not cached; through ``pread`` each costs a system call and a copy, through the map a memory
+read of the kernel's page cache: the downloadFile lookup on a 100k-row journal went from 44 to
+27 µs here. The map is address space, not memory; pages it touches count as shared file pages.
+SQLite's caveat: an I/O error on a mapped page arrives as a signal instead of an error code,
+which is why only this read-only connection maps the file.
+"""
 
 _DIALECT = SQLiteDialect_pysqlite()
 _Processor = Callable[[Any], Any]
@@ -176,5 +186,6 @@ class SqliteReader:
         )
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         conn.execute("PRAGMA query_only=ON")
+        conn.execute(f"PRAGMA mmap_size={MMAP_SIZE}").fetchall()
         self._conn = conn
         return conn

@@ -1,0 +1,169 @@
+"""The v3 fast path (``App`` → ``serve_v3``) against Starlette's own routing of the same routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import Message
+
+from maxgate.api.routing import METHODS, Call, method
+from maxgate.app import App
+from maxgate.runtime import Runtime
+from tests.conftest import Account
+
+
+@pytest.fixture
+def broken_method() -> Iterator[str]:
+    """A registered method whose handler has a bug (a RuntimeError)."""
+
+    async def broken(_call: Call) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    method("brokenForTests", "GET")(broken)
+    try:
+        yield "brokenForTests"
+    finally:
+        del METHODS["brokenfortests"]
+
+
+class Exchange:
+    """One request through the ASGI app by hand: the body messages to give, the messages sent."""
+
+    def __init__(self, *incoming: Message) -> None:
+        self.incoming = list(incoming) or [{"type": "http.request", "body": b""}]
+        self.sent: list[Message] = []
+        self.reads = 0
+
+    async def receive(self) -> Message:
+        self.reads += 1
+        return self.incoming.pop(0) if len(self.incoming) > 1 else self.incoming[0]
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    async def run(self, app: App, scope: dict[str, Any]) -> dict[str, Any]:
+        await app(scope, self.receive, self.send)
+        return scope
+
+
+def _scope(verb: str, path: str, *, root_path: str = "") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": verb,
+        "scheme": "http",
+        "path": path,
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+
+
+async def test_v3_requests_bypass_starlettes_router(
+    app: App, client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await client.get(account.url("getStateInstance"))
+    assert response.status_code == 200
+    assert response.json() == {"stateInstance": "authorized"}
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+
+    exchange = Exchange()
+    scope = await exchange.run(app, _scope("GET", account.url("getStateInstance")))
+    assert exchange.sent[0]["status"] == 200
+    assert "endpoint" not in scope and "route" not in scope  # the router never saw it
+    exchange = Exchange()
+    scope = await exchange.run(app, _scope("GET", "/health"))
+    assert scope["endpoint"].__name__ == "health"  # the other routes: Starlette as usual
+
+
+async def test_starlettes_routes_answer_the_same(
+    app: App, runtime: Runtime, account: Account, settings: Any
+) -> None:
+    """The declared v3 routes are real: a plain Starlette app on them gives the same answers."""
+    plain = Starlette(routes=app.routes)
+    plain.state.runtime = runtime
+    transport = httpx.ASGITransport(app=plain)
+    fast = httpx.ASGITransport(app=app)
+    requests = [
+        ("GET", account.url("getStateInstance"), None),
+        ("GET", account.url("GETSETTINGS", v3=False), None),
+        ("POST", account.url("downloadFile"), {"chatId": "1@c.us"}),
+        ("POST", account.url("downloadFile"), {"chatId": "10000000", "idMessage": "X"}),
+        ("GET", account.url("getStateInstance").replace(account.token, "0" * 50), None),
+        ("GET", account.url("noSuchMethod"), None),
+        ("GET", account.url("getSettings") + "/extra", None),
+        ("PUT", account.url("getSettings"), None),
+        ("GET", "/waInstance12/getSettings/x", None),
+    ]
+    for verb, url, body in requests:
+        answers = []
+        for asgi in (transport, fast):
+            async with httpx.AsyncClient(transport=asgi, base_url=settings.base_url) as c:
+                response = await c.request(verb, url, json=body)
+            answers.append((response.status_code, response.json(), response.headers.get("allow")))
+        assert answers[0] == answers[1], (verb, url)
+
+
+async def test_a_bug_is_a_500_in_the_error_shape_and_logged_without_the_token(
+    client: httpx.AsyncClient,
+    account: Account,
+    broken_method: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        response = await client.get(account.url(broken_method))
+    assert response.status_code == 500
+    assert response.json() == {
+        "statusCode": 500,
+        "error": "Internal Server Error",
+        "message": "Internal Server Error",
+    }
+    assert "a bug in a handler" in caplog.text  # the traceback is in the log
+    assert broken_method in caplog.text
+    assert account.token not in caplog.text
+
+
+async def test_root_path_is_stripped(app: App, account: Account) -> None:
+    exchange = Exchange()
+    path = "/gateway" + account.url("getStateInstance")
+    scope = await exchange.run(app, _scope("GET", path, root_path="/gateway"))
+    assert exchange.sent[0]["status"] == 200
+    assert exchange.sent[1]["body"] == b'{"stateInstance":"authorized"}'
+    assert "endpoint" not in scope
+
+
+async def test_a_body_in_pieces_and_a_client_that_leaves(app: App, account: Account) -> None:
+    body = b'{"chatId": "10000000", "idMessage": "nope"}'
+    exchange = Exchange(
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.request", "body": body[10:30], "more_body": True},
+        {"type": "http.request", "body": body[30:], "more_body": False},
+    )
+    await exchange.run(app, _scope("POST", account.url("downloadFile")))
+    assert exchange.sent[0]["status"] == 400
+    assert b"File message encrypted url not found" in exchange.sent[1]["body"]
+
+    exchange = Exchange(
+        {"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}
+    )
+    await exchange.run(app, _scope("POST", account.url("downloadFile")))
+    assert exchange.sent == []  # nobody to answer
+    assert app.metrics is not None
+    assert app.metrics._series[("downloadFile", 499)].count == 1
+
+
+async def test_json_body_limit_while_reading(app: App, account: Account, runtime: Runtime) -> None:
+    chunk = b" " * (runtime.settings.max_json_body // 2 + 1)
+    exchange = Exchange({"type": "http.request", "body": chunk, "more_body": True})  # endless
+    await exchange.run(app, _scope("POST", account.url("downloadFile")))
+    assert exchange.sent[0]["status"] == 413
+    assert exchange.reads == 2  # refused at the chunk that crossed the limit
