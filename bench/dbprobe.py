@@ -133,6 +133,10 @@ async def _probe(data_dir: Path, requests: list[tuple[str, str]], calls: int) ->
         instance_id, _token, chat_id, id_message = pick(i)
         return await runtime.journal.get(instance_id, chat_id, id_message)
 
+    async def journal_file_of(i: int) -> object:
+        instance_id, _token, chat_id, id_message = pick(i)
+        return await runtime.journal.file_of(instance_id, chat_id, id_message)
+
     files = []
     for i in range(min(len(parsed), 200)):
         message = await journal_get(i)
@@ -168,6 +172,9 @@ async def _probe(data_dir: Path, requests: list[tuple[str, str]], calls: int) ->
         lines.append(await _time("instances.authenticate (1 s cache)", calls, authenticate, hops))
         lines.append(
             await _time("same, cache off (the lookup)", calls, authenticate_uncached, hops)
+        )
+        lines.append(
+            await _time("journal.file_of (downloadFile's join)", calls, journal_file_of, hops)
         )
         lines.append(await _time("journal.get (message + file join)", calls, journal_get, hops))
         lines.append(await _time("files.get (the link route's lookup)", calls, files_get, hops))

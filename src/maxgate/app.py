@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from time import perf_counter
 
@@ -16,9 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 import maxgate.api.methods  # noqa: F401 - registers every v3 method
 from maxgate.api.errors import api_error_handler, http_exception_handler, internal_error_handler
-from maxgate.api.files import serve_file
+from maxgate.api.files import LINK_PATH, serve_file, serve_link
 from maxgate.api.health import health, ready
-from maxgate.api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from maxgate.api.metrics import Metrics, MetricsMiddleware, Sent, metrics_endpoint
 from maxgate.api.openapi import docs_asset, docs_page, openapi_endpoint
 from maxgate.api.routing import V3_PATH, partner_endpoint, serve_v3, v3_endpoint
 from maxgate.errors import ApiError
@@ -31,13 +32,14 @@ ALL_VERBS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class App(Starlette):
-    """Starlette, with the v3 routes answered before its middleware and router.
+    """Starlette, with the two hot routes answered before its middleware and router.
 
-    Every v3 method (``downloadFile`` above all) comes through ``serve_v3``: a path match and
-    the checks of spec §1.4, without the error and exception middleware, the route scan and
-    a request object per call, which cost more than the method's own work. The v3 routes stay
-    declared (the OpenAPI document and ``/metrics`` read them); Starlette serves them only for
-    a path the fast match does not see. Everything else goes through Starlette as usual.
+    Every v3 method (``downloadFile`` above all) comes through ``serve_v3`` and every GET/HEAD
+    of a file link through ``serve_link``: a path match, then the route's own work, without the
+    error and exception middleware, the route scan and (for v3) a request object per call,
+    which cost more than the method's own work. The routes stay declared (the OpenAPI document
+    and ``/metrics`` read them); Starlette serves them only for what the fast match does not
+    take. Everything else goes through Starlette as usual.
     """
 
     metrics: Metrics | None = None
@@ -48,18 +50,35 @@ class App(Starlette):
             root: str = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :]
-            match = V3_PATH.fullmatch(path)
-            if match is not None:
-                scope["app"] = self
-                started = perf_counter()
-                label, status = "unknown", 500
-                try:
-                    label, status = await serve_v3(self.state.runtime, scope, receive, send, match)
-                finally:
-                    if self.metrics is not None:
-                        self.metrics.count(label, status, 0, perf_counter() - started)
+            if (match := V3_PATH.fullmatch(path)) is not None:
+                await self._v3(scope, receive, send, match)
+                return
+            if scope["method"] in ("GET", "HEAD") and (match := LINK_PATH.fullmatch(path)):
+                await self._link(scope, receive, send, match)
                 return
         await super().__call__(scope, receive, send)
+
+    async def _v3(self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
+        scope["app"] = self
+        started = perf_counter()
+        label, status = "unknown", 500
+        try:
+            label, status = await serve_v3(self.state.runtime, scope, receive, send, match)
+        finally:
+            if self.metrics is not None:
+                self.metrics.count(label, status, 0, perf_counter() - started)
+
+    async def _link(self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
+        scope["app"] = self
+        if self.metrics is None:
+            await serve_link(scope, receive, send, match)
+            return
+        started = perf_counter()
+        counted = Sent(send)
+        try:
+            await serve_link(scope, receive, counted, match)
+        finally:
+            self.metrics.count("files", counted.status, counted.sent, perf_counter() - started)
 
 
 def create_app(settings: Settings, *, workers: bool = True) -> App:

@@ -11,9 +11,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Message
 
+from maxgate.api import files as files_module
 from maxgate.api.routing import METHODS, Call, method
 from maxgate.app import App
 from maxgate.runtime import Runtime
+from tests.api.test_files import upload_file
 from tests.conftest import Account
 
 
@@ -167,3 +169,51 @@ async def test_json_body_limit_while_reading(app: App, account: Account, runtime
     await exchange.run(app, _scope("POST", account.url("downloadFile")))
     assert exchange.sent[0]["status"] == 413
     assert exchange.reads == 2  # refused at the chunk that crossed the limit
+
+
+async def test_file_links_bypass_the_router_and_other_verbs_do_not(
+    app: App, client: httpx.AsyncClient, account: Account, settings: Any
+) -> None:
+    link = await upload_file(client, account, b"link bytes")
+    url = httpx.URL(link)
+    exchange = Exchange()
+    scope = _scope("GET", url.path)
+    scope["query_string"] = url.query
+    await exchange.run(app, scope)
+    assert exchange.sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in exchange.sent[1:]) == b"link bytes"
+    assert "endpoint" not in scope
+    assert scope["path_params"]["name"] == "data.bin"
+
+    head = await client.head(link)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == "10"
+    post = await client.post(link)  # not a link verb: Starlette's router answers
+    assert post.status_code == 405
+    assert post.json()["error"] == "Method Not Allowed"
+    plain = Starlette(routes=app.routes)
+    plain.state.runtime = app.state.runtime
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=plain), base_url=settings.base_url
+    ) as c:
+        assert (await c.get(link)).content == b"link bytes"  # the declared route is real
+
+
+async def test_a_bug_in_the_link_route_is_a_500_and_logged(
+    client: httpx.AsyncClient,
+    account: Account,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link = await upload_file(client, account, b"link bytes")
+
+    async def broken(_request: Any) -> Any:
+        raise RuntimeError("a bug in the link route")
+
+    monkeypatch.setattr(files_module, "serve_file", broken)
+    with caplog.at_level(logging.ERROR):
+        response = await client.get(link)
+    assert response.status_code == 500
+    assert response.json()["message"] == "Internal Server Error"
+    assert "a bug in the link route" in caplog.text
+    assert httpx.URL(link).params["sig"] not in caplog.text

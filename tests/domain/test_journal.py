@@ -274,3 +274,24 @@ async def test_chats_are_per_instance(
     await runtime.journal.record_outgoing(account.instance, CONTACT, text="mine")
     assert await runtime.journal.chats(other_account.id) == []
     assert await runtime.journal.history(other_account.id, CONTACT, 10) == []
+
+
+async def test_file_of_a_message(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    with_file = _inbound(
+        account,
+        "901",
+        type_message="documentMessage",
+        text=None,
+        file=InboundFile("ref-9", "doc.pdf", "application/pdf", 99),
+    )
+    await runtime.journal.on_message(with_file)
+    await runtime.journal.on_message(_inbound(account, "902"))  # a text message
+    message = await runtime.journal.get(account.id, CONTACT, "901")
+    assert message is not None and message.file is not None
+    assert await runtime.journal.file_of(account.id, CONTACT, "901") == message.file
+    assert await runtime.journal.file_of(account.id, CONTACT, "902") is None  # no file
+    assert await runtime.journal.file_of(account.id, CONTACT, "903") is None  # no message
+    assert await runtime.journal.file_of(account.id, "20000009", "901") is None  # other chat
+    assert await runtime.journal.file_of(other_account.id, CONTACT, "901") is None

@@ -156,6 +156,30 @@ def method_label(scope: Scope) -> str:
     return path if isinstance(path, str) else "unknown"
 
 
+class Sent:
+    """A ``send`` that notes the status and the body bytes of the answer passing through it."""
+
+    __slots__ = ("headers", "send", "sent", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500  # an exception before the answer started: a 500 is what goes out
+        self.sent = 0
+        self.headers: Any = ()
+
+    # A plain method handing back send's awaitable: one coroutine less per message.
+    def __call__(self, message: Message) -> Awaitable[None]:
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            self.headers = message.get("headers", ())
+        elif kind == "http.response.pathsend":  # zero-copy: the whole file, as declared
+            self.sent += _content_length(self.headers)
+        return self.send(message)
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware timing every HTTP request and counting the body bytes it sends."""
 
@@ -168,27 +192,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = perf_counter()
-        status = 500  # an exception before the answer started: ServerErrorMiddleware sends 500
-        sent = 0
-        headers: Any = ()
-
-        # A plain function handing back send's awaitable: one coroutine less per message.
-        def counting_send(message: Message) -> Awaitable[None]:
-            nonlocal status, sent, headers
-            kind = message["type"]
-            if kind == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif kind == "http.response.start":
-                status = message["status"]
-                headers = message.get("headers", ())
-            elif kind == "http.response.pathsend":  # zero-copy: the whole file, as declared
-                sent += _content_length(headers)
-            return send(message)
-
+        counted = Sent(send)
         try:
-            await self.app(scope, receive, counting_send)
+            await self.app(scope, receive, counted)
         finally:
-            self.metrics.observe(scope, status, sent, perf_counter() - started)
+            self.metrics.observe(scope, counted.status, counted.sent, perf_counter() - started)
 
 
 def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:

@@ -20,7 +20,7 @@ from maxgate.domain import notifications as n
 from maxgate.domain.files import Files, row_to_file, row_to_file_values
 from maxgate.domain.instances import Instances
 from maxgate.domain.notifications import Notifications
-from maxgate.domain.records import Instance, Message
+from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import StoreConflict
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
@@ -42,6 +42,17 @@ _BY_KEY = _MESSAGE_QUERY.where(
     t.messages.c.instance_id == sa.bindparam("instance_id"),
     t.messages.c.chat_id == sa.bindparam("chat_id"),
     t.messages.c.id_message == sa.bindparam("id_message"),
+)
+
+# downloadFile's lookup: only the file's columns, and a row only when the message has a file.
+_FILE_BY_KEY = (
+    sa.select(t.files)
+    .select_from(t.messages.join(t.files, t.files.c.id == t.messages.c.file_id))
+    .where(
+        t.messages.c.instance_id == sa.bindparam("instance_id"),
+        t.messages.c.chat_id == sa.bindparam("chat_id"),
+        t.messages.c.id_message == sa.bindparam("id_message"),
+    )
 )
 
 
@@ -419,6 +430,14 @@ class Journal:
             _BY_KEY, {"instance_id": instance_id, "chat_id": chat_id, "id_message": id_message}
         )
         return _row_to_message(row) if row else None
+
+    async def file_of(self, instance_id: int, chat_id: str, id_message: str) -> FileRecord | None:
+        """The file of one message of one chat of one instance; None when there is no such
+        message or it carries no file (downloadFile answers both alike)."""
+        row = await self.db.fetch_one(
+            _FILE_BY_KEY, {"instance_id": instance_id, "chat_id": chat_id, "id_message": id_message}
+        )
+        return row_to_file(row) if row else None
 
     async def get_by_pk(self, pk: int) -> Message | None:
         """A message by its row id, or None."""

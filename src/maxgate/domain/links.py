@@ -9,9 +9,16 @@ instance A says nothing about the key of instance B. Links are rendered when the
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from urllib.parse import quote
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(name: str) -> str:
+    # A file's name is quoted on every link rendered: a journal page renders the same few.
+    return quote(name, safe="")
 
 
 class LinkSigner:
@@ -50,5 +57,5 @@ class LinkSigner:
     def url(self, instance_id: int, file_id: str, file_name: str, expires: int) -> str:
         """The full link to a file, valid until ``expires`` (Unix seconds)."""
         sig = self.signature(instance_id, file_id, expires)
-        name = quote(file_name or "file", safe="")
+        name = _quoted(file_name or "file")
         return f"{self.base_url}/files/{instance_id}/{file_id}/{name}?exp={expires}&sig={sig}"

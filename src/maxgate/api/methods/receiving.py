@@ -24,13 +24,13 @@ async def download_file(call: Call) -> dict[str, Any]:
     body = await call.json(DOWNLOAD_FILE)
     chat_id, id_message = body["chatId"], body["idMessage"]
     runtime = call.runtime
-    message = await runtime.journal.get(call.instance.id, chat_id, id_message)
-    if message is None or message.file is None:
+    found = await runtime.journal.file_of(call.instance.id, chat_id, id_message)
+    if found is None:
         raise bad_request(
             f"File message encrypted url not found by chatId {chat_id} and idMessage {id_message}"
         )
     try:
-        file = await runtime.files.materialize(message.file)
+        file = await runtime.files.materialize(found)
     except (UpstreamError, BlobError, TimeoutError):
         raise ApiError(
             500,
