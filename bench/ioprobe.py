@@ -31,33 +31,80 @@ LIMIT = 4 * 1024**3
 MIB = 1024 * 1024
 
 
+def cpu_set(spec: str) -> set[int]:
+    """The CPUs of a ``taskset -c`` list such as ``0``, ``0,2`` or ``0-3``."""
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def sha256_seconds(path: Path, cpu: str = SERVER_CPU) -> float:
+    """Seconds hashlib's sha256 takes over the bytes of ``path`` in this process, pinned to
+    ``cpu`` meanwhile; only the ``update`` calls are timed (the file is read in 1 MiB pieces
+    between them), so reading the file does not count."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpu_set(cpu))
+    try:
+        digest = hashlib.sha256()
+        piece = bytearray(MIB)
+        view = memoryview(piece)
+        spent = 0.0
+        with path.open("rb", buffering=0) as file:
+            while count := file.readinto(piece):
+                started = time.perf_counter()
+                digest.update(view[:count])
+                spent += time.perf_counter() - started
+        return spent
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def has_sha_extensions() -> bool | None:
+    """Whether this CPU has SHA extensions (``sha_ni`` in /proc/cpuinfo); None if unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return "sha_ni" in line.split(":", 1)[1].split()
+    return None
+
+
 async def _probe(url: str, folder: Path, size: int) -> None:
     guard = UrlGuard((ipaddress.ip_network("127.0.0.0/8"),))
-    client = outbound_client(guard, timeout=600)
     store = BlobStore((folder / "probe-blobs").as_uri())
 
-    async def client_only() -> None:
+    async def sha256_alone(client: httpx.AsyncClient) -> None:
+        digest = hashlib.sha256()
+        data = os.urandom(MIB)
+        for _ in range(size // MIB):
+            digest.update(data)
+
+    async def client_only(client: httpx.AsyncClient) -> None:
         async with client.stream("GET", url) as response:
             async for _chunk in response.aiter_raw():
                 pass
 
-    async def client_hash() -> None:
+    async def client_hash(client: httpx.AsyncClient) -> None:
         digest = hashlib.sha256()
         async with client.stream("GET", url) as response:
             async for chunk in response.aiter_raw():
                 digest.update(chunk)
 
-    async def maxgate_fetch() -> None:
+    async def maxgate_fetch(client: httpx.AsyncClient) -> None:
         async with fetch(client, url, limit=LIMIT, guard=guard, deadline=600) as (_, chunks):
             async for _chunk in chunks:
                 pass
 
-    async def sendfilebyurl_path() -> None:
+    async def sendfilebyurl_path(client: httpx.AsyncClient) -> None:
         async with fetch(client, url, limit=LIMIT, guard=guard, deadline=600) as (_, chunks):
             blob = await store.write(chunks, limit=LIMIT)
         await store.delete(blob.key)
 
-    async def inline_file() -> None:
+    async def inline_file(client: httpx.AsyncClient) -> None:
         digest = hashlib.sha256()
         target = folder / "probe-inline.bin"
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -70,8 +117,8 @@ async def _probe(url: str, folder: Path, size: int) -> None:
             os.close(fd)
             target.unlink()
 
-    def from_memory(chunk_size: int) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
+    def from_memory(chunk_size: int) -> Callable[[httpx.AsyncClient], Awaitable[None]]:
+        async def run(client: httpx.AsyncClient) -> None:
             data = os.urandom(chunk_size)
 
             async def chunks() -> AsyncIterator[bytes]:
@@ -83,7 +130,10 @@ async def _probe(url: str, folder: Path, size: int) -> None:
 
         return run
 
-    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+    # Each step gets a new client: a connection kept from an earlier step would be a second
+    # answer on its connection, which fetch() leaves to httpx (maxgate.net.rawbody).
+    steps: list[tuple[str, Callable[[httpx.AsyncClient], Awaitable[None]]]] = [
+        ("sha256 alone (hashlib, 1 MiB pieces in memory)", sha256_alone),
         ("httpx stream (1 MiB socket reads), discard", client_only),
         ("httpx stream + sha256", client_hash),
         ("maxgate fetch() (guard, deadlines), discard", maxgate_fetch),
@@ -92,16 +142,18 @@ async def _probe(url: str, folder: Path, size: int) -> None:
         ("BlobStore.write from memory, 256 KiB chunks", from_memory(256 * 1024)),
         ("BlobStore.write from memory, 1 MiB chunks", from_memory(MIB)),
     ]
-    print(f"pieces of sendFileByUrl for {size / MIB:.0f} MiB, one core (CPU = process time):")
-    try:
-        for name, step in steps:
-            os.sync()
+    sha = {True: "with SHA extensions", False: "without SHA extensions", None: "?"}
+    print(
+        f"pieces of sendFileByUrl for {size / MIB:.0f} MiB, one core (CPU = process time), "
+        f"CPU {sha[has_sha_extensions()]}:"
+    )
+    for name, step in steps:
+        os.sync()
+        async with outbound_client(guard, timeout=600) as client:
             cpu, wall = time.process_time(), time.perf_counter()
-            await step()
+            await step(client)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            print(f"  {name:<46} {size / MIB / wall:6.0f} MiB/s  {cpu:5.2f} s CPU", flush=True)
-    finally:
-        await client.aclose()
+        print(f"  {name:<46} {size / MIB / wall:6.0f} MiB/s  {cpu:5.2f} s CPU", flush=True)
 
 
 def breakdown(url: str, folder: Path) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from maxgate.net.deadlines import MIN_RATE, TransferDeadline, paced
+from maxgate.net.deadlines import MIN_RATE, TransferDeadline, paced, timed_out
 
 
 def test_the_deadline_grows_with_the_size() -> None:
@@ -74,3 +74,9 @@ async def test_a_trickle_below_the_rate_is_cut_by_the_deadline() -> None:
             received += len(chunk)
     assert 0 < received < 30
     assert deadline.allowed is not None and deadline.allowed < 0.25
+
+
+def test_timed_out_names_the_limit() -> None:
+    assert timed_out(30.0) == "timed out after 30 s"
+    assert timed_out(0.25) == "timed out after 0.25 s"
+    assert timed_out(None) == "timed out"

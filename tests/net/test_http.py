@@ -30,6 +30,7 @@ from maxgate.blobs import BlobStore
 from maxgate.errors import OutboundBlocked, OutboundError, SizeLimitExceeded
 from maxgate.net import http as outbound
 from maxgate.net.http import FetchedHead, GuardedNetworkBackend, fetch, outbound_client
+from maxgate.net.rawbody import SplitHeadStream
 from maxgate.net.urlguard import IPAddress, UrlGuard, parse_allow_list
 
 LOOPBACK = UrlGuard(parse_allow_list("127.0.0.0/8, ::1/128"))
@@ -838,6 +839,6 @@ def test_connections_read_in_large_pieces() -> None:
             self.asked.append(max_bytes)
             return b""
 
-    stream = outbound._LargeReads(Recording())
+    stream = SplitHeadStream(Recording(), split_head=False)
     asyncio.run(stream.read(65536))
     assert Recording.asked == [outbound.READ_SIZE] and outbound.READ_SIZE >= 1 << 20

@@ -59,6 +59,11 @@ class TransferDeadline:
         return f"timed out after {round(self._allowed, 1):g} s"
 
 
+def timed_out(seconds: float | None) -> str:
+    """The sentence for a time limit of ``seconds`` that passed: ``timed out after 30 s``."""
+    return "timed out" if seconds is None else f"timed out after {seconds:g} s"
+
+
 async def paced(
     chunks: AsyncIterator[bytes], *, idle: float | None, deadline: TransferDeadline
 ) -> AsyncIterator[bytes]:

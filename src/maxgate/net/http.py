@@ -47,7 +47,9 @@ import httpcore
 import httpx
 
 from maxgate.errors import OutboundBlocked, OutboundError, SizeLimitExceeded
-from maxgate.net.deadlines import MIN_RATE, TransferDeadline
+from maxgate.net.deadlines import MIN_RATE, TransferDeadline, timed_out
+from maxgate.net.rawbody import BROKEN_READ, SplitHeadStream, read_body
+from maxgate.net.rawbody import READ_SIZE as READ_SIZE
 from maxgate.net.urlguard import IPAddress, UrlGuard
 
 __all__ = [
@@ -64,7 +66,6 @@ logger = logging.getLogger(__name__)
 Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 """Resolves ``(host, port)`` to addresses; the seam tests use to fake DNS."""
 
-READ_SIZE = 1024 * 1024  # bytes asked of the socket per read (see _LargeReads)
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 
 
@@ -181,7 +182,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
                     local_address=local_address,
                     socket_options=socket_options,
                 )
-                return _LargeReads(stream)
+                return SplitHeadStream(stream)
             except httpcore.ConnectTimeout:
                 raise
             except httpcore.ConnectError as exc:
@@ -201,39 +202,6 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """Sleep on the inner backend (httpcore uses it between connect retries)."""
         await self._inner.sleep(seconds)
-
-
-class _LargeReads(httpcore.AsyncNetworkStream):
-    """A network stream whose reads ask for at least ``READ_SIZE`` bytes.
-
-    httpcore reads 64 KiB at a time; a 1 GB body is then 16k trips through httpcore, h11 and
-    anyio, which cost more CPU than the bytes. Asking for more lets each read take whatever the
-    socket holds (up to the event loop's 256 KiB per receive), a quarter of the trips. h11
-    buffers any bytes past the current message, so larger reads never change what is parsed.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        return await self._inner.read(max(max_bytes, READ_SIZE), timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-    ) -> httpcore.AsyncNetworkStream:
-        return _LargeReads(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> object:
-        return self._inner.get_extra_info(info)
 
 
 def _use_network_backend(
@@ -365,21 +333,21 @@ def _head(response: httpx.Response) -> FetchedHead:
     )
 
 
-def _seconds(value: float | None) -> str:
-    return "timed out" if value is None else f"timed out after {value:g} s"
+# h11's words for a body cut short by the server closing the connection (h11/_readers.py).
+_CUT_SHORT = "peer closed connection without sending complete message body"
 
 
 def _translate(exc: httpx.HTTPError, client: httpx.AsyncClient) -> OutboundError:
     """Turn an httpx error into a short sentence for the user."""
     timeouts = client.timeout
     if isinstance(exc, httpx.ConnectTimeout):
-        return OutboundError(_seconds(timeouts.connect))
+        return OutboundError(timed_out(timeouts.connect))
     if isinstance(exc, httpx.ReadTimeout):
-        return OutboundError(_seconds(timeouts.read))
+        return OutboundError(timed_out(timeouts.read))
     if isinstance(exc, httpx.WriteTimeout):
-        return OutboundError(_seconds(timeouts.write))
+        return OutboundError(timed_out(timeouts.write))
     if isinstance(exc, httpx.PoolTimeout):
-        return OutboundError(_seconds(timeouts.pool))
+        return OutboundError(timed_out(timeouts.pool))
     if isinstance(exc, httpx.TimeoutException):
         return OutboundError("timed out")
     if isinstance(exc, httpx.TooManyRedirects):
@@ -396,9 +364,11 @@ def _translate(exc: httpx.HTTPError, client: httpx.AsyncClient) -> OutboundError
                 return OutboundError("the TLS handshake with the server failed")
         return OutboundError(_describe_os_error(exc))
     if isinstance(exc, httpx.RemoteProtocolError):
+        if str(exc).startswith(_CUT_SHORT):
+            return OutboundError(BROKEN_READ)  # as rawbody.read_body says for the same cut
         return OutboundError("the server sent an invalid HTTP response")
     if isinstance(exc, httpx.ReadError):
-        return OutboundError("the connection broke while reading the answer")
+        return OutboundError(BROKEN_READ)
     if isinstance(exc, httpx.WriteError):
         return OutboundError("the connection broke while sending the request")
     if isinstance(exc, httpx.DecodingError):
@@ -441,6 +411,20 @@ async def _body(
             await aclose()
 
 
+def _claimed_stream(response: httpx.Response, head: FetchedHead) -> SplitHeadStream | None:
+    """The connection to read ``response``'s body from directly (``maxgate.net.rawbody``), or
+    None when httpx must read it: only a plain-``http`` answer with a body of ``Content-Length``
+    bytes, not content-encoded, still untouched on its connection."""
+    if head.content_length is None or response.url.scheme != "http":
+        return None  # no length, content-encoded (_head gives no length then), or TLS
+    if response.status_code == 204 or "transfer-encoding" in response.headers:
+        return None  # no body whatever the length says, or a chunked one (h11's framing rules)
+    stream = response.extensions.get("network_stream")
+    if isinstance(stream, SplitHeadStream) and stream.claim_body():
+        return stream
+    return None
+
+
 @contextlib.asynccontextmanager
 async def fetch(
     client: httpx.AsyncClient,
@@ -463,7 +447,9 @@ async def fetch(
     a large file may take as long as it needs at that rate. Raises ``OutboundBlocked`` for a
     refused target and ``OutboundError`` (``"server answered 404"``, ``"connection refused"``,
     ``"timed out after 30 s"`` …) for any other failure; messages never contain credentials.
-    User and password in the URL are sent as basic auth.
+    User and password in the URL are sent as basic auth. Each request (each redirect hop too)
+    asks for ``Connection: close``; a plain-``http`` body of ``Content-Length`` bytes is then
+    read straight from its connection (``maxgate.net.rawbody``), any other body by httpx.
     """
     target = guard.check_url(url)
     auth: httpx.BasicAuth | None = None
@@ -473,8 +459,12 @@ async def fetch(
         target = target.copy_with(username=None, password=None)
     budget = TransferDeadline(deadline, min_rate=min_rate)
     # Ask for the bytes as stored: the limit then applies to what is sent, Content-Length
-    # is the real size, and there is no decompression bomb to inflate.
-    request = client.build_request("GET", target, headers={"Accept-Encoding": "identity"})
+    # is the real size, and there is no decompression bomb to inflate. "Connection: close"
+    # (on redirects too): each answer is then the first on its connection, whose body can be
+    # read past h11 (maxgate.net.rawbody); a kept connection would leave it to httpx.
+    request = client.build_request(
+        "GET", target, headers={"Accept-Encoding": "identity", "Connection": "close"}
+    )
     try:
         with anyio.fail_after(budget.remaining()):
             response = await client.send(request, auth=auth, stream=True)
@@ -491,13 +481,19 @@ async def fetch(
             raise SizeLimitExceeded(head.content_length, limit)
         if head.content_length is not None:
             budget.grow(head.content_length)
-        body = _body(
-            response,
-            limit=limit,
-            deadline=budget,
-            sized=head.content_length is not None,
-            client=client,
-        )
+        stream = _claimed_stream(response, head)
+        if stream is not None and head.content_length is not None:
+            body = read_body(
+                stream, head.content_length, read_timeout=client.timeout.read, deadline=budget
+            )
+        else:
+            body = _body(
+                response,
+                limit=limit,
+                deadline=budget,
+                sized=head.content_length is not None,
+                client=client,
+            )
         yield head, body
     finally:
         if body is not None:
