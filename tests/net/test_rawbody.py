@@ -230,17 +230,22 @@ async def test_other_bodies_are_left_to_httpx(
 # --- fetch: the same errors whichever path reads the body ----------------------------------
 
 
+async def half_a_body(writer: asyncio.StreamWriter, framing: str, chunk: bytes) -> None:
+    """The head of a 1000-byte answer and 500 bytes of it (in ``chunk``'s framing if chunked)."""
+    if framing == "length":
+        writer.write(response(body=b"", headers=[("Content-Length", "1000")], length=False))
+        writer.write(b"x" * 500)
+    else:
+        writer.write(response(headers=[("Transfer-Encoding", "chunked")], length=False))
+        writer.write(chunk)
+    await writer.drain()
+
+
 def cut(*, framing: str, reset: bool) -> Handler:
     """Half of a 1000-byte body, then the connection is closed (or reset)."""
 
     async def handler(request: Request, writer: asyncio.StreamWriter) -> None:
-        if framing == "length":
-            writer.write(response(body=b"", headers=[("Content-Length", "1000")], length=False))
-            writer.write(b"x" * 500)
-        else:
-            writer.write(response(headers=[("Transfer-Encoding", "chunked")], length=False))
-            writer.write(b"3e8\r\n" + b"x" * 500)
-        await writer.drain()
+        await half_a_body(writer, framing, b"3e8\r\n" + b"x" * 500)
         await asyncio.sleep(0.05)
         if reset:
             sock = writer.get_extra_info("socket")
@@ -265,13 +270,7 @@ async def test_a_body_cut_short_breaks_the_connection(
 
 def stall(*, framing: str) -> Handler:
     async def handler(request: Request, writer: asyncio.StreamWriter) -> None:
-        if framing == "length":
-            writer.write(response(body=b"", headers=[("Content-Length", "1000")], length=False))
-            writer.write(b"x" * 500)
-        else:
-            writer.write(response(headers=[("Transfer-Encoding", "chunked")], length=False))
-            writer.write(b"1f4\r\n" + b"x" * 500 + b"\r\n")
-        await writer.drain()
+        await half_a_body(writer, framing, b"1f4\r\n" + b"x" * 500 + b"\r\n")
         await asyncio.sleep(3600)
 
     return handler
