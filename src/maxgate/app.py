@@ -21,7 +21,7 @@ from maxgate.api.files import LINK_PATH, serve_file, serve_link
 from maxgate.api.health import health, ready
 from maxgate.api.metrics import Metrics, MetricsMiddleware, Sent, metrics_endpoint
 from maxgate.api.openapi import docs_asset, docs_page, openapi_endpoint
-from maxgate.api.routing import V3_PATH, partner_endpoint, serve_v3, v3_endpoint
+from maxgate.api.routing import V3_PATH, partner_endpoint, serve_v3, v3_endpoint, v3_label
 from maxgate.errors import ApiError
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings, load_settings
@@ -29,6 +29,7 @@ from maxgate.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 ALL_VERBS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_VERBS = frozenset(ALL_VERBS)  # other verbs get Starlette's 405 on every route
 
 
 class App(Starlette):
@@ -50,7 +51,7 @@ class App(Starlette):
             root: str = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :]
-            if (match := V3_PATH.fullmatch(path)) is not None:
+            if scope["method"] in _VERBS and (match := V3_PATH.fullmatch(path)):
                 await self._v3(scope, receive, send, match)
                 return
             if scope["method"] in ("GET", "HEAD") and (match := LINK_PATH.fullmatch(path)):
@@ -60,13 +61,17 @@ class App(Starlette):
 
     async def _v3(self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
         scope["app"] = self
+        if self.metrics is None:
+            await serve_v3(self.state.runtime, scope, receive, send, match)
+            return
         started = perf_counter()
-        label, status = "unknown", 500
+        counted = Sent(send)
+        status: int | None = None
         try:
-            label, status = await serve_v3(self.state.runtime, scope, receive, send, match)
+            status = await serve_v3(self.state.runtime, scope, receive, counted, match)
         finally:
-            if self.metrics is not None:
-                self.metrics.count(label, status, 0, perf_counter() - started)
+            seconds = perf_counter() - started
+            self.metrics.count(v3_label(match), status or counted.status, 0, seconds)
 
     async def _link(self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
         scope["app"] = self

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from maxgate.api import files as files_module
@@ -91,7 +92,7 @@ async def test_starlettes_routes_answer_the_same(
     app: App, runtime: Runtime, account: Account, settings: Any
 ) -> None:
     """The declared v3 routes are real: a plain Starlette app on them gives the same answers."""
-    plain = Starlette(routes=app.routes)
+    plain = Starlette(routes=app.routes, exception_handlers=app.exception_handlers)
     plain.state.runtime = runtime
     transport = httpx.ASGITransport(app=plain)
     fast = httpx.ASGITransport(app=app)
@@ -104,6 +105,8 @@ async def test_starlettes_routes_answer_the_same(
         ("GET", account.url("noSuchMethod"), None),
         ("GET", account.url("getSettings") + "/extra", None),
         ("PUT", account.url("getSettings"), None),
+        ("TRACE", account.url("getSettings"), None),  # no verb of any route: Starlette's 405
+        ("TRACE", account.url("noSuchMethod"), None),
         ("GET", "/waInstance12/getSettings/x", None),
     ]
     for verb, url, body in requests:
@@ -191,7 +194,7 @@ async def test_file_links_bypass_the_router_and_other_verbs_do_not(
     post = await client.post(link)  # not a link verb: Starlette's router answers
     assert post.status_code == 405
     assert post.json()["error"] == "Method Not Allowed"
-    plain = Starlette(routes=app.routes)
+    plain = Starlette(routes=app.routes, exception_handlers=app.exception_handlers)
     plain.state.runtime = app.state.runtime
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=plain), base_url=settings.base_url
@@ -217,3 +220,27 @@ async def test_a_bug_in_the_link_route_is_a_500_and_logged(
     assert response.json()["message"] == "Internal Server Error"
     assert "a bug in the link route" in caplog.text
     assert httpx.URL(link).params["sig"] not in caplog.text
+
+
+async def test_metrics_keep_the_label_when_sending_fails(app: App, account: Account) -> None:
+    class Gone(Exchange):
+        async def send(self, message: Message) -> None:
+            await super().send(message)
+            if message["type"] == "http.response.body":
+                raise OSError("the client went away")
+
+    with pytest.raises(OSError, match="went away"):
+        await Gone().run(app, _scope("GET", account.url("getStateInstance")))
+    assert app.metrics is not None
+    assert app.metrics._series[("getStateInstance", 200)].count == 1  # the status it sent
+
+
+async def test_a_client_leaving_is_499_on_starlettes_routes_too(app: App) -> None:
+    partner = app.state.runtime.settings.partner_token.reveal()
+    exchange = Exchange(
+        {"type": "http.request", "body": b'{"na', "more_body": True}, {"type": "http.disconnect"}
+    )
+    with pytest.raises(ClientDisconnect):
+        await exchange.run(app, _scope("POST", f"/partner/createInstance/{partner}"))
+    assert app.metrics is not None
+    assert app.metrics._series[("partner:createInstance", 499)].count == 1

@@ -39,14 +39,20 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maxgate import __version__
 from maxgate.api.errors import error_response
 from maxgate.api.files import serve_file
-from maxgate.api.routing import METHODS, PARTNER_METHODS, partner_endpoint, v3_endpoint
+from maxgate.api.routing import (
+    CLIENT_GONE,
+    METHODS,
+    PARTNER_METHODS,
+    partner_endpoint,
+    v3_endpoint,
+)
 from maxgate.errors import StoreError
 from maxgate.runtime import Runtime
 from maxgate.store import tables as t
@@ -195,6 +201,9 @@ class MetricsMiddleware:
         counted = Sent(send)
         try:
             await self.app(scope, receive, counted)
+        except ClientDisconnect:
+            counted.status = CLIENT_GONE  # as the v3 fast path counts it
+            raise
         finally:
             self.metrics.observe(scope, counted.status, counted.sent, perf_counter() - started)
 

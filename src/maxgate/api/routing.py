@@ -240,38 +240,45 @@ async def v3_endpoint(request: Request) -> Response:
 
 
 _JSON_HEADERS = (b"content-type", b"application/json")
+CLIENT_GONE = 499
+"""The status counted for a request whose client left before its body was read (nginx's)."""
+
+
+def v3_label(match: re.Match[str]) -> str:
+    """The metrics label of a v3 request: the method's name, ``unknown`` for none (never the
+    path: it holds the token)."""
+    spec = METHODS.get(match[2].lower())
+    return "unknown" if spec is None else spec.name
 
 
 async def serve_v3(
     runtime: Runtime, scope: Scope, receive: Receive, send: Send, match: re.Match[str]
-) -> tuple[str, int]:
+) -> int:
     """Answer a v3 request whose path ``V3_PATH`` matched, without Starlette's router.
 
     This is the hot path of every method (``downloadFile`` at thousands per second): no route
     scan, no request object unless the handler asks for one, a 200 JSON answer sent as two
-    ASGI messages. Returns the metrics label (the method's name, ``unknown`` for none) and
-    the status sent. A bug in a handler becomes a 500 in the error shape, logged with its
-    traceback, as Starlette's error middleware does for the other routes.
+    ASGI messages. Returns the status sent, or 499 when the client left while sending its
+    body. A bug in a handler becomes a 500 in the error shape, logged with its traceback, as
+    Starlette's error middleware does for the other routes.
     """
     path = V3Path(*match.groups())
-    spec = METHODS.get(path.method.lower())
-    label = "unknown" if spec is None else spec.name  # never the path: it holds the token
     try:
         result = await v3_call(runtime, scope, receive, path)
     except ClientDisconnect:
-        return label, 499  # the client went away while sending its body: nobody to answer
+        return CLIENT_GONE  # nobody to answer
     except Exception:
-        log.exception("%s %s failed", scope["method"], label)
+        log.exception("%s %s failed", scope["method"], v3_label(match))
         await error_response(500, "Internal Server Error")(scope, receive, send)
-        return label, 500
+        return 500
     if isinstance(result, Response):
         await result(scope, receive, send)
-        return label, result.status_code
+        return result.status_code
     body = msgspec.json.encode(result)
     headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADERS]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-    return label, 200
+    return 200
 
 
 async def partner_endpoint(request: Request) -> Response:

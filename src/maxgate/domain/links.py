@@ -14,6 +14,8 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
+MAX_CACHED_INSTANCES = 10_000  # keyed HMACs kept (~0.9 KB each); the cache restarts when full
+
 
 @functools.lru_cache(maxsize=4096)
 def _quoted(name: str) -> str:
@@ -38,7 +40,7 @@ class LinkSigner:
         mac = self._instance_macs.get(instance_id)
         if mac is None:
             key = hmac.digest(self._key, f"instance:{instance_id}".encode(), hashlib.sha256)
-            if len(self._instance_macs) >= 100_000:
+            if len(self._instance_macs) >= MAX_CACHED_INSTANCES:
                 self._instance_macs.clear()
             mac = self._instance_macs[instance_id] = hmac.new(key, digestmod=hashlib.sha256)
         return mac

@@ -27,8 +27,9 @@ A point lookup on a journal far larger than SQLite's page cache touches a few pa
 not cached; through ``pread`` each costs a system call and a copy, through the map a memory
 read of the kernel's page cache: the downloadFile lookup on a 100k-row journal went from 44 to
 27 µs here. The map is address space, not memory; pages it touches count as shared file pages.
-SQLite's caveat: an I/O error on a mapped page arrives as a signal instead of an error code,
-which is why only this read-only connection maps the file.
+Only this connection maps the file: it is the hot one and it is read-only (the map is
+``PROT_READ``). SQLite's caveat: an I/O error on a mapped page arrives as SIGBUS and ends the
+worker, where ``pread`` would have returned an error.
 """
 
 _DIALECT = SQLiteDialect_pysqlite()
