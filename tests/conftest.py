@@ -18,6 +18,7 @@ from maxgate.app import create_app
 from maxgate.domain.records import Instance
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings, load_settings
+from maxgate.upstream.base import InboundFile
 
 PG_ADMIN_URL = os.environ.get("MAXGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -88,6 +89,33 @@ async def other_account(runtime: Runtime) -> Account:
     """A second instance."""
     instance, token = await runtime.instances.create(name="Bob")
     return Account(instance, token)
+
+
+async def contact_sends_file(
+    runtime: Runtime,
+    account: Account,
+    data: bytes,
+    name: str,
+    *,
+    contact: str,
+    mime_type: str = "application/pdf",
+    caption: str = "",
+    sender_name: str = "",
+) -> str:
+    """A simulated sandbox contact sends ``data`` as a document to ``account``; its idMessage."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    ref = await runtime.sandbox.keep_file(body())
+    return await runtime.sandbox.contact_send(
+        account.id,
+        contact,
+        file=InboundFile(ref, name, mime_type, len(data)),
+        caption=caption,
+        sender_name=sender_name,
+        type_message="documentMessage",
+    )
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,10 +17,10 @@ from maxgate.errors import StoreError
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
 from maxgate.store import tables as t
-from maxgate.upstream.base import InboundFile
 from tests.api._support import CONTACT, assert_error, invalid, ok, send_text
 from tests.api.conftest import GatewayFactory
 from tests.conftest import Account
+from tests.conftest import contact_sends_file as sandbox_file
 
 INSTANCE_DATA_KEYS = {"idInstance", "wid", "typeInstance"}
 MESSAGE_KEYS = {
@@ -96,17 +95,8 @@ async def wait_for_kinds(
 
 
 async def contact_sends_file(runtime: Runtime, account: Account, data: bytes, name: str) -> str:
-    async def body() -> AsyncIterator[bytes]:
-        yield data
-
-    ref = await runtime.sandbox.keep_file(body())
-    return await runtime.sandbox.contact_send(
-        account.id,
-        CONTACT,
-        file=InboundFile(ref, name, "application/pdf", len(data)),
-        caption="the report",
-        sender_name="Ivan",
-        type_message="documentMessage",
+    return await sandbox_file(
+        runtime, account, data, name, contact=CONTACT, caption="the report", sender_name="Ivan"
     )
 
 

@@ -41,10 +41,10 @@ from maxgate.client import (
     UploadedFile,
 )
 from maxgate.runtime import Runtime
-from maxgate.upstream.base import InboundFile
 from tests.client._support import sha256
 from tests.client.conftest import Api, ApiFactory
 from tests.conftest import Account
+from tests.conftest import contact_sends_file as sandbox_file
 
 CONTACT = "10000777"  # no instance: a simulated contact of the sandbox
 
@@ -163,16 +163,8 @@ async def test_download_file_link_and_download_file(
 
 async def contact_sends_file(runtime: Runtime, account: Account, data: bytes, name: str) -> str:
     """A simulated contact (20000001) sends a file to ``account``; returns its idMessage."""
-
-    async def body() -> Any:
-        yield data
-
-    ref = await runtime.sandbox.keep_file(body())
-    return await runtime.sandbox.contact_send(
-        account.id,
-        "20000001",
-        file=InboundFile(ref, name, "application/octet-stream", len(data)),
-        type_message="documentMessage",
+    return await sandbox_file(
+        runtime, account, data, name, contact="20000001", mime_type="application/octet-stream"
     )
 
 

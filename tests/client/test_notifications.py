@@ -4,7 +4,6 @@ app in-process (the real queue), plus the contract's ``null`` with a fake."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,10 +20,10 @@ from maxgate.client import (
     TransportError,
 )
 from maxgate.runtime import Runtime
-from maxgate.upstream.base import InboundFile
 from tests.client._support import sha256
 from tests.client.conftest import Api
 from tests.conftest import Account
+from tests.conftest import contact_sends_file as sandbox_file
 
 CONTACT = "20000001"
 CREDENTIALS = {"api_url": "http://gateway.test", "id_instance": 3100000001, "api_token": "a" * 50}
@@ -35,17 +34,7 @@ async def contact_writes(runtime: Runtime, account: Account, text: str) -> str:
 
 
 async def contact_sends_file(runtime: Runtime, account: Account, data: bytes, name: str) -> str:
-    async def body() -> AsyncIterator[bytes]:
-        yield data
-
-    ref = await runtime.sandbox.keep_file(body())
-    return await runtime.sandbox.contact_send(
-        account.id,
-        CONTACT,
-        file=InboundFile(ref, name, "application/pdf", len(data)),
-        caption="see attached",
-        type_message="documentMessage",
-    )
+    return await sandbox_file(runtime, account, data, name, contact=CONTACT, caption="see attached")
 
 
 async def test_receive_and_delete(api: Api, runtime: Runtime, account: Account) -> None:
