@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from maxgate.api.openapi import build_document
 from maxgate.app import app_from_environ, create_app
 from maxgate.settings import Settings
 
-SERVICE_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/docs/assets/{name}"}
+SERVICE_PATHS = {"/", "/health", "/ready", "/openapi.json", "/docs", "/docs/assets/{name}"}
 
 
 @pytest.mark.parametrize("metrics", [True, False])
@@ -31,6 +33,25 @@ def test_the_metrics_setting_decides_route_and_middleware(
     assert ("/metrics" in document["paths"]) is metrics
 
 
+@pytest.fixture
+def logger_levels() -> Iterator[None]:
+    """Put back the logger levels a test changes (``app_from_environ`` quiets httpx's logger,
+    which tests that read httpx's log lines rely on)."""
+    loggers = [logging.root] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    levels = {logger.name: (logger, logger.level) for logger in loggers}
+    yield
+    for logger, level in levels.values():
+        logger.setLevel(level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and name not in levels:
+            logger.setLevel(logging.NOTSET)  # made during the test: back to its default
+
+
+@pytest.mark.usefixtures("logger_levels")
 def test_app_from_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAXGATE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MAXGATE_METRICS", "false")

@@ -16,13 +16,19 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import maxgate.api.methods  # noqa: F401 - registers every v3 method
-from maxgate.api.errors import api_error_handler, http_exception_handler, internal_error_handler
+from maxgate.api.errors import (
+    api_error_handler,
+    http_exception_handler,
+    internal_error_handler,
+    storage_full_handler,
+)
 from maxgate.api.files import LINK_PATH, serve_file, serve_link
 from maxgate.api.health import health, ready
+from maxgate.api.home import home_page
 from maxgate.api.metrics import Metrics, MetricsMiddleware, Sent, metrics_endpoint
 from maxgate.api.openapi import docs_asset, docs_page, openapi_endpoint
 from maxgate.api.routing import V3_PATH, partner_endpoint, serve_v3, v3_endpoint, v3_label
-from maxgate.errors import ApiError
+from maxgate.errors import ApiError, StorageFull
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings, load_settings
 
@@ -107,6 +113,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> App:
 
     v3 = "/waInstance{id_instance}/{method}/{token}"
     routes = [
+        Route("/", home_page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
@@ -130,6 +137,8 @@ def create_app(settings: Settings, *, workers: bool = True) -> App:
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_exception_handler,
+            # A full store is answered by the routes' own handler (no re-raise, no traceback).
+            StorageFull: storage_full_handler,
             Exception: internal_error_handler,
         },
     )
@@ -142,6 +151,8 @@ def app_from_environ() -> App:
     """Factory for server worker processes: settings come from MAXGATE_* variables."""
     settings = load_settings(environ=os.environ)
     logging.basicConfig(level=settings.log_level.upper())
-    # httpx logs every request URL at INFO (sendFileByUrl fetches, with their query strings).
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
+    # httpx logs every request URL at INFO (sendFileByUrl fetches, with their query strings);
+    # alembic says "Context impl SQLiteImpl" on every start.
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     return create_app(settings)

@@ -31,6 +31,32 @@ class BlobNotFound(BlobError):
     """A blob key that was expected to exist is absent."""
 
 
+class StorageFull(MaxgateError):
+    """A write failed, or would, because the storage under a store is full: no space left on
+    the device (ENOSPC), a quota used up (EDQUOT), SQLite's SQLITE_FULL, PostgreSQL's
+    ``disk_full`` (SQLSTATE 53100, "could not extend file").
+
+    Raised as one of the two classes below, which are also a ``StoreError`` / ``BlobError``, so
+    code that handles a failing store keeps doing so. The API answers it with 507 Insufficient
+    Storage (``maxgate.api.errors.fault_error``) and ``/ready`` names it.
+    """
+
+    store = "storage"
+    """What is full, in words: ``"database"`` or ``"file store"``."""
+
+
+class StoreFull(StorageFull, StoreError):
+    """The metadata store's disk (or the PostgreSQL server's) is full."""
+
+    store = "database"
+
+
+class BlobStoreFull(StorageFull, BlobError):
+    """The blob store's disk (or bucket quota) is full."""
+
+    store = "file store"
+
+
 class SizeLimitExceeded(MaxgateError):
     """A streamed body grew past its size limit; raised while streaming, before it is stored."""
 

@@ -31,6 +31,7 @@ PHRASES = {
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    507: "Insufficient Storage",
 }
 BOUNDARY = "maxgate-test-boundary"
 CONTACT = "10000777"  # a chatId that is no instance: a simulated contact of the sandbox

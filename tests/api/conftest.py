@@ -23,6 +23,7 @@ class Served:
     content_type: str = "application/octet-stream"
     send_length: bool = True
     status: int = 200
+    location: str | None = None
 
 
 class FileServer:
@@ -42,6 +43,8 @@ class FileServer:
                     return
                 self.send_response(served.status)
                 self.send_header("Content-Type", served.content_type)
+                if served.location is not None:
+                    self.send_header("Location", served.location)
                 if served.send_length:
                     self.send_header("Content-Length", str(len(served.body)))
                 self.end_headers()
@@ -65,6 +68,10 @@ class FileServer:
         """Serve ``body`` at ``path``; returns its URL."""
         self.routes[path] = Served(body, **options)
         return self.url(path)
+
+    def redirect(self, path: str, target: str) -> str:
+        """Answer ``path`` with a 302 to ``target``; returns its URL."""
+        return self.serve(path, b"", status=302, location=target)
 
     def url(self, path: str) -> str:
         """The URL of a path on this server."""

@@ -15,6 +15,10 @@ from tests.api._support import (
 )
 from tests.conftest import Account
 
+# What a refusal the allow-list can lift adds after GREEN-API-style text (written out: clients
+# may match on it).
+HINT = "; allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)"
+
 YES_NO_KEYS = (
     "markIncomingMessagesReaded",
     "markIncomingMessagesReadedOnReply",
@@ -106,18 +110,19 @@ async def test_set_settings_applies_at_once(client: httpx.AsyncClient, account: 
         ({"wid": "1@c.us", "typeInstance": "v2"}, "'value' must have at least 1 keys"),
         (
             {"webhookUrl": "http://10.0.0.1/hook"},
-            "'webhookUrl' is not allowed: address 10.0.0.1 is not allowed (private)",
+            "'webhookUrl' is not allowed: address 10.0.0.1 is not allowed (private)" + HINT,
         ),
         (
             {"webhookUrl": "http://127.0.0.1:7880/hook"},
-            "'webhookUrl' is not allowed: address 127.0.0.1 is not allowed (loopback)",
+            "'webhookUrl' is not allowed: address 127.0.0.1 is not allowed (loopback)" + HINT,
         ),
         (
             {"webhookUrl": "http://169.254.169.254/latest"},
+            # no hint: only an entry naming the address opens it, and that is rarely meant
             "'webhookUrl' is not allowed: address 169.254.169.254 is not allowed (cloud metadata)",
         ),
         (
-            {"webhookUrl": "ftp://example.com/hook"},
+            {"webhookUrl": "ftp://example.com/hook"},  # no hint: no setting opens a scheme
             "'webhookUrl' is not allowed: scheme ftp is not allowed, only http and https",
         ),
         (
@@ -133,6 +138,20 @@ async def test_set_settings_refuses(
     response = await client.post(account.url("setSettings"), json=body)
     assert_error(response, 400, invalid(details))
     assert ok(await client.get(account.url("getSettings"))) == before
+
+
+async def test_a_refused_webhook_address_names_the_setting_after_the_old_text(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await client.post(
+        account.url("setSettings"), json={"webhookUrl": "http://127.0.0.1/"}
+    )
+    message = assert_error(response, 400)
+    old = (
+        "Validation failed. Details: 'webhookUrl' is not allowed: address 127.0.0.1 is not allowed"
+    )
+    assert message.startswith(old + " (loopback)")  # clients matching on the start still match
+    assert "outbound_allow" in message and "MAXGATE_OUTBOUND_ALLOW" in message
 
 
 async def test_set_settings_bounds_are_inclusive(

@@ -3,6 +3,7 @@ the Field tables and to the real answers; and the reference page with its packag
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -86,7 +87,7 @@ def test_every_served_route_is_documented(app: Starlette, document: dict[str, An
             documented = _operations(paths[path])
             assert set(route.methods or ()) - {"HEAD"} <= documented, path
     assert served_methods == 2 * len(METHODS)  # each method with and without /v3
-    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/docs"):
+    for path in ("/", "/health", "/ready", "/metrics", "/openapi.json", "/docs"):
         assert path in paths, path
     assert "head" in paths["/files/{instance}/{file_id}/{name}"]
 
@@ -135,6 +136,17 @@ async def test_every_documented_operation_answers(
                 assert response.status_code == 403, where  # the made-up signature
             else:
                 assert response.status_code == 200, where
+
+
+async def test_the_document_cites_no_document_outside_the_repository(
+    client: httpx.AsyncClient,
+) -> None:
+    """The reference is read on a served page: no "spec §3" of a contract it cannot show."""
+    text = (await client.get("/openapi.json")).text
+    assert "§" not in text
+    assert not re.search(r"\bspec\b", text, re.IGNORECASE), re.findall(r".{40}\bspec\b.{20}", text)
+    assert "(decision" not in text  # the contract's word for its choices, not the reader's
+    assert "docs/methods.md in the maxgate repository" in text
 
 
 def test_request_bodies_are_the_field_tables(document: dict[str, Any]) -> None:

@@ -91,7 +91,8 @@ async def test_create_instance_with_name_and_settings(
         ),
         (
             {"webhookUrl": "http://192.168.1.10/hook"},
-            "'webhookUrl' is not allowed: address 192.168.1.10 is not allowed (private)",
+            "'webhookUrl' is not allowed: address 192.168.1.10 is not allowed (private)"
+            "; allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)",
         ),
         ([1, 2], "'value' must be of type object"),
     ],

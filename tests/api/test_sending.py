@@ -6,13 +6,16 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from maxgate.api.methods.sending import too_large
 from maxgate.runtime import Runtime
 from maxgate.store import tables as t
 from tests.api._support import (
+    BOUNDARY,
     CONTACT,
     MB,
     MULTIPART_TYPE,
@@ -296,8 +299,73 @@ async def test_send_file_by_url_refuses_loopback(
     message = assert_error(response, 400)
     assert message == (
         "File from url could not be downloaded: address 127.0.0.1 is not allowed (loopback)"
+        "; allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)"
     )
     assert file_server.hits == []
+
+
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        ("http://127.0.0.1:1/x", "address 127.0.0.1 is not allowed (loopback)"),
+        ("http://[::1]:1/x", "address ::1 is not allowed (loopback)"),
+        ("http://10.1.2.3/x", "address 10.1.2.3 is not allowed (private)"),
+        ("http://localhost:1/x", "host localhost resolves to a blocked address (loopback)"),
+    ],
+)
+async def test_a_refused_address_names_the_setting_after_the_old_text(
+    client: httpx.AsyncClient, account: Account, url: str, refusal: str
+) -> None:
+    response = await client.post(
+        account.url("sendFileByUrl"), json={"chatId": CONTACT, "urlFile": url, "fileName": "x.txt"}
+    )
+    message = assert_error(response, 400)
+    old = f"File from url could not be downloaded: {refusal}"
+    assert message.startswith(old)  # clients matching on the start still match
+    assert message == old + "; allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)"
+
+
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        ("ftp://example.com/x", "scheme ftp is not allowed, only http and https"),
+        (
+            "http://169.254.169.254/latest",
+            "address 169.254.169.254 is not allowed (cloud metadata)",
+        ),
+    ],
+)
+async def test_refusals_no_setting_should_lift_get_no_hint(
+    client: httpx.AsyncClient, account: Account, url: str, refusal: str
+) -> None:
+    response = await client.post(
+        account.url("sendFileByUrl"), json={"chatId": CONTACT, "urlFile": url, "fileName": "x.txt"}
+    )
+    message = assert_error(response, 400, f"File from url could not be downloaded: {refusal}")
+    assert "outbound_allow" not in message
+
+
+async def test_a_redirect_to_loopback_names_the_setting_too(
+    make_gateway: GatewayFactory, file_server: FileServer
+) -> None:
+    """The refusal comes from the connect-time check of a redirect's target, not the up-front
+    one: an allow-listed server redirects to a loopback address outside the allow-list."""
+    gateway = await make_gateway(outbound_allow="127.0.0.1/32")
+    account = await gateway.account()
+    response = await gateway.client.post(
+        account.url("sendFileByUrl"),
+        json={
+            "chatId": CONTACT,
+            "urlFile": file_server.redirect("/hop", "http://127.0.0.2:1/x"),
+            "fileName": "x.txt",
+        },
+    )
+    assert_error(
+        response,
+        400,
+        "File from url could not be downloaded: address 127.0.0.2 is not allowed (loopback)"
+        "; allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)",
+    )
 
 
 async def test_send_file_by_url_from_an_allowed_server(
@@ -363,6 +431,54 @@ async def test_send_file_by_url_failures(
     assert await count_rows(gateway.runtime, t.files) == 0
     assert committed_blobs(gateway.runtime) == []
     assert temp_objects(gateway.runtime) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "limit", "text"),
+    [
+        (120 * MB, 100 * MB, "Size: 120mb Limit: 100mb"),
+        (120 * MB + 300, 100 * MB, "Size: 120mb Limit: 100mb"),  # a multipart body's length
+        (120 * MB + MB // 2, 100 * MB, "Size: 121mb Limit: 100mb"),  # halves round up
+        (120 * MB + MB // 2 - 1, 100 * MB, "Size: 120mb Limit: 100mb"),
+        (100 * MB + 64 * 1024, 100 * MB, "Size: 101mb Limit: 100mb"),  # a stream cut past it
+        (MB + 1, MB, "Size: 2mb Limit: 1mb"),  # over the limit never reads as the limit
+        (5 * 1024**3, 4 * 1024**3, "Size: 5120mb Limit: 4096mb"),
+    ],
+)
+def test_the_size_message_counts_whole_mib_to_the_nearest(size: int, limit: int, text: str) -> None:
+    error = too_large(size, limit)
+    assert (error.status, error.message) == (413, f"File exceeded max upload size. {text}")
+
+
+async def test_a_120_mib_upload_reads_120mb(make_gateway: GatewayFactory) -> None:
+    """The case that read ``Size: 121mb``: the multipart body is the file plus part headers.
+    Refused on its Content-Length, before a byte of the body is read."""
+    gateway = await make_gateway(max_file_size="100MB")
+    account = await gateway.account()
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="chatId"\r\n\r\n{CONTACT}\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{BOUNDARY}--\r\n".encode()
+    read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        for piece in (head, *([bytes(MB)] * 120), tail):
+            read += len(piece)
+            yield piece
+
+    response = await gateway.client.post(
+        account.url("sendFileByUpload"),
+        content=body(),
+        headers={
+            "content-type": MULTIPART_TYPE,
+            "content-length": str(len(head) + 120 * MB + len(tail)),
+        },
+    )
+    assert_error(response, 413, "File exceeded max upload size. Size: 120mb Limit: 100mb")
+    assert read <= len(head) + MB  # refused up front, not after streaming 100 MiB
 
 
 # --- a file between two instances -------------------------------------------------------------

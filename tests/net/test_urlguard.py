@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from maxgate.errors import ConfigError, OutboundBlocked, OutboundError
-from maxgate.net.urlguard import UrlGuard, parse_allow_list
+from maxgate.net.urlguard import ALLOW_HINT, AddressBlocked, UrlGuard, parse_allow_list, refusal
 
 BLOCKED = [
     # IPv4
@@ -264,3 +265,48 @@ def test_repr_lists_allowed_networks() -> None:
     guard = UrlGuard(parse_allow_list("127.0.0.0/8"))
     assert repr(guard) == "UrlGuard(allow=['127.0.0.0/8'])"
     assert guard.allow == (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+# --- how a refusal is worded for users ---------------------------------------------------------
+
+
+def _raised(check: Callable[[], object]) -> OutboundError:
+    with pytest.raises(OutboundError) as info:
+        check()
+    return info.value
+
+
+def test_address_refusals_name_the_setting_after_their_own_words() -> None:
+    guard = UrlGuard()
+    literal = _raised(lambda: guard.check_url("http://127.0.0.1:1/x"))
+    assert isinstance(literal, AddressBlocked) and literal.reason == "loopback"
+    assert str(literal) == "address 127.0.0.1 is not allowed (loopback)"  # the error is as before
+    assert refusal(literal) == (
+        "address 127.0.0.1 is not allowed (loopback); "
+        "allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)"
+    )
+    resolved = _raised(
+        lambda: guard.check_resolved("intranet.test", [ipaddress.ip_address("10.0.0.7")])
+    )
+    assert isinstance(resolved, AddressBlocked)
+    assert refusal(resolved) == (
+        f"host intranet.test resolves to a blocked address (private); {ALLOW_HINT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        (lambda: UrlGuard().check_url("ftp://example.com/x"), "scheme ftp is not allowed"),
+        (lambda: UrlGuard().check_url("http:///x"), "the URL has no host"),
+        (lambda: UrlGuard().check_address("example.com"), "is not an IP address"),
+        # only an entry naming the single address opens it: no hint to open it
+        (lambda: UrlGuard().check_url("http://169.254.169.254/"), "(cloud metadata)"),
+    ],
+)
+def test_other_refusals_get_no_hint(check: Callable[[], object], message: str) -> None:
+    error = _raised(check)
+    assert message in str(error)
+    assert refusal(error) == str(error)
+    assert "outbound_allow" not in refusal(error)
+    assert not isinstance(error, AddressBlocked) or not error.allow_listable

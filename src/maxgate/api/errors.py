@@ -1,7 +1,12 @@
-"""The one error shape of the HTTP API, built by one function (spec §1.3)."""
+"""The one error shape of the HTTP API, built by one function (spec §1.3).
+
+``fault_error`` is the one place where an exception that no handler turned into an
+``ApiError`` gets its answer: 507 for a full store, 500 (a bug) for anything else.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 
@@ -10,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maxgate.errors import ApiError
+from maxgate.errors import ApiError, StorageFull
 
 # The vendor's shape is hapi/Boom's, whose `error` is Node's http.STATUS_CODES phrase. Pinned
 # here, so the text does not change with the Python version (3.13 renamed 413, for one).
@@ -28,7 +33,10 @@ _PHRASES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    507: "Insufficient Storage",
 }
+
+log = logging.getLogger(__name__)
 
 
 def phrase(status: int) -> str:
@@ -68,9 +76,35 @@ async def http_exception_handler(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, phrase(exc.status_code), exc.headers)
 
 
-async def internal_error_handler(_request: Request, _exc: Exception) -> Response:
-    """A bug: 500 in our shape; the traceback goes to the log, never to the client."""
-    return error_response(500, "Internal Server Error")
+def fault_error(exc: BaseException) -> ApiError:
+    """The answer for an exception that no handler turned into an ``ApiError``.
+
+    ``StorageFull`` (a store's disk is full, raised where the store writes) is 507
+    ``Insufficient Storage: the file store is full`` / ``… the database is full``: the client
+    did nothing wrong and may retry later. Anything else is a bug: 500, whose details never go
+    to the client.
+    """
+    if isinstance(exc, StorageFull):
+        return ApiError(507, f"Insufficient Storage: the {exc.store} is full")
+    return ApiError(500, "Internal Server Error")
+
+
+def fault_response(exc: BaseException) -> Response:
+    """``fault_error`` as a response in the error shape."""
+    fault = fault_error(exc)
+    return error_response(fault.status, fault.message, fault.headers)
+
+
+async def internal_error_handler(_request: Request, exc: Exception) -> Response:
+    """A bug: 500 in our shape; the traceback goes to the log, never to the client. A full
+    store: 507 (``fault_response``)."""
+    return fault_response(exc)
+
+
+async def storage_full_handler(request: Request, exc: Exception) -> Response:
+    """A full store: 507, logged as a warning (a condition of the machine, not a bug)."""
+    log.warning("%s answered 507: %s", request.method, exc)  # not the path: it holds tokens
+    return fault_response(exc)
 
 
 def bad_request(message: str = "Bad Request") -> ApiError:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from maxgate.api.errors import error_response
+from maxgate.api.errors import error_response, fault_response
 from maxgate.blobs import blob_key
 from maxgate.domain.records import FileRecord
 from maxgate.errors import UpstreamError, UpstreamFileGone
@@ -112,11 +112,11 @@ async def serve_link(scope: Scope, receive: Receive, send: Send, match: re.Match
     try:
         response = await serve_file(Request(scope, receive))
         await response(scope, receive, noting)
-    except Exception:
+    except Exception as exc:
         if started:
             raise
         log.exception("%s of a file link failed", scope["method"])
-        await error_response(500, "Internal Server Error")(scope, receive, send)
+        await fault_response(exc)(scope, receive, send)  # 500, or 507 for a full store
 
 
 async def serve_file(request: Request) -> Response:

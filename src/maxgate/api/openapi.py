@@ -38,12 +38,15 @@ ASSETS = {
     "docs.js": "text/javascript",
 }
 UNPREFIXED_TAG = "Without the /v3 prefix"
+DOCS = "docs/methods.md in the maxgate repository"
+"""Where the methods are described in prose (a served page cannot link a relative path)."""
 TAGS = {
-    "Sending": "Messages and files out (spec §3).",
-    "Receiving": "Links to the files of messages (spec §2).",
-    "Notifications": "Events in, by polling or by webhook, and their queue (spec §3, §4.1).",
-    "Journals": "Messages sent and received (spec §4.2).",
-    "Account": "The instance's state and settings (spec §4.3).",
+    "Sending": "Messages and files out.",
+    "Receiving": "Links to the files of messages, received or sent.",
+    "Notifications": "Events in, by polling or by webhook (docs/webhooks.md in the maxgate "
+    "repository), and their queue.",
+    "Journals": "Messages sent and received.",
+    "Account": "The instance's state and settings.",
     "Queues": "The outgoing queue.",
     "Partner": "Instance management with the operator's partner token.",
     "File links": "The signed links that downloadFile, journals and notifications carry.",
@@ -53,12 +56,15 @@ TAGS = {
 
 ERROR: JsonSchema = {
     "type": "object",
-    "description": "The one error shape of every non-200 answer (spec §1.3).",
+    "description": "The one error shape of every non-200 answer.",
     "required": ["statusCode", "error", "message"],
     "properties": {
         "statusCode": {"type": "integer"},
         "error": {"type": "string", "description": "The status's reason phrase."},
-        "message": {"type": "string", "description": "The documented text (spec §1.4)."},
+        "message": {
+            "type": "string",
+            "description": f"GREEN-API's text for the error; {DOCS} lists them.",
+        },
     },
     "additionalProperties": False,
 }
@@ -69,7 +75,7 @@ ERRORS: dict[int, tuple[str, str, dict[str, JsonSchema]]] = {
         "BadRequest",
         "A bad body or query: `Validation failed. Details: …`, `Unexpected token … in JSON at "
         "position …`, `Bad Request`, `Instance is deleted`, `instance is starting or not "
-        "authorized`, or the method's own texts (spec §1.4).",
+        "authorized`, or the method's own texts.",
         {},
     ),
     401: ("Unauthorized", "Wrong token: `Unauthorized`.", {}),
@@ -85,7 +91,8 @@ ERRORS: dict[int, tuple[str, str, dict[str, JsonSchema]]] = {
     416: ("RangeNotSatisfiable", "No requested byte range lies within the file.", {}),
     429: (
         "TooManyRequests",
-        "Rate limit (spec §5) or concurrent-download limit; retry after `Retry-After` seconds.",
+        "Rate limit (per instance and method) or concurrent-download limit; retry after "
+        "`Retry-After` seconds.",
         {"Retry-After": _SECONDS},
     ),
     500: ("InternalError", "`Internal Server Error`, or the method's documented 500.", {}),
@@ -148,6 +155,21 @@ PARTNER_TOKEN = _param("path", "partnerToken", "The operator's partner token.", 
 # Every route other than the v3 and partner methods, by its Starlette path. HEAD is implied by
 # GET (Starlette answers it) and documented only where it is meant to be used.
 SERVICE_ROUTES: dict[str, dict[str, dict[str, Any]]] = {
+    "/": {
+        "get": {
+            "operationId": "home",
+            "tags": ["Service"],
+            "summary": "What this server is",
+            "description": "A small HTML page for a browser: the version, where instance "
+            "calls go, and links to this reference, the document and the probes.",
+            "responses": {
+                "200": {
+                    "description": "An HTML page.",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
     "/files/{instance}/{file_id}/{name:path}": {
         verb: {
             "operationId": f"{verb}FileLink",
@@ -323,7 +345,9 @@ def build_document(
             "description": "Auth is the pair `idInstance` + `apiTokenInstance` in the path "
             "(no header). Method names match case-insensitively. Every non-200 answer is "
             "JSON `{statusCode, error, message}`; the checking order is route → verb → "
-            "instance (403) → token (401) → rate limit (429) → body (400) → work.",
+            "instance (403) → token (401) → rate limit (429) → body (400) → work. Every "
+            "method also answers `OPTIONS` (a CORS preflight) with 204, without checking the "
+            f"token, and every answer of a method allows any origin. More in {DOCS}.",
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "servers": [{"url": server_url}],
@@ -385,7 +409,7 @@ def _method_item(spec: MethodSpec, prefix: str, problems: list[str]) -> dict[str
         )
     if not spec.partner:
         rate = DEFAULT_RATES.get(spec.name.lower(), FALLBACK_RATE)
-        notes.append(f"Default rate limit: {rate} per second per instance (spec §5).")
+        notes.append(f"Default rate limit: {rate} per second per instance.")
     parameters = [PARTNER_TOKEN] if spec.partner else [ID_INSTANCE, API_TOKEN]
     if spec.extra is not None:
         parameters.append(
@@ -426,8 +450,8 @@ def _request_body(body: Body) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         schema = body.schema()
         return {
             "required": bool(schema.get("required") or schema.get("minProperties")),
-            "description": "A JSON object (also accepted double-encoded, spec §1.5); unknown "
-            "keys are ignored.",
+            "description": "A JSON object (also accepted double-encoded, as a JSON string "
+            "holding the object); unknown keys are ignored.",
             "content": {"application/json": {"schema": schema}},
         }, []
     if isinstance(body, MultipartBody):

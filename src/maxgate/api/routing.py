@@ -1,7 +1,9 @@
-"""v3 routing: method registry, path parsing and the checking order of spec §1.4.
+"""v3 routing: method registry, path parsing and the checking order of every call.
 
 Checking order: route → verb → instance (403) → token (401) → rate limit (429) → body (400) →
-work. Methods register themselves with ``@method(...)`` in ``maxgate.api.methods.*``.
+work. Methods register themselves with ``@method(...)`` in ``maxgate.api.methods.*``. ``OPTIONS``
+on a known method is a CORS preflight, answered right after the route check
+(``maxgate.api.cors``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from maxgate.api.errors import error_response
+from maxgate.api.cors import ALLOW_ORIGIN, EXPOSE, preflight
+from maxgate.api.errors import error_response, fault_error
 from maxgate.api.schemas import Body, JsonSchema, Param, as_body
 from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.records import Instance
-from maxgate.errors import ApiError
+from maxgate.errors import ApiError, StorageFull
 from maxgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -154,7 +157,7 @@ class Call:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def json(self, fields: Sequence[Field], *, min_keys: int | None = None) -> dict[str, Any]:
-        """The body decoded and checked against ``fields`` (spec §1.4 messages)."""
+        """The body decoded and checked against ``fields`` (GREEN-API's messages)."""
         return validate(decode_json(await self.body_bytes()), fields, min_keys=min_keys)
 
 
@@ -166,7 +169,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 def json_response(data: Any) -> Response:
-    """A 200 JSON answer (``None`` becomes the literal ``null``, spec §1.6)."""
+    """A 200 JSON answer (``None`` becomes the literal ``null``: an empty queue)."""
     return Response(msgspec.json.encode(data), media_type="application/json")
 
 
@@ -179,7 +182,7 @@ def _find(table: dict[str, MethodSpec], request: Request) -> MethodSpec:
     spec = table.get(str(request.path_params["method"]).lower())
     if spec is None or ("extra" in request.path_params and not spec.takes_extra):
         raise ApiError(404, "Not Found")
-    if request.method not in spec.verbs:
+    if request.method not in spec.verbs and request.method != "OPTIONS":
         raise ApiError(405, "Method Not Allowed", headers={"Allow": ", ".join(sorted(spec.verbs))})
     return spec
 
@@ -198,15 +201,26 @@ class V3Path:
     extra: str | None
 
 
-async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path) -> Any:
-    """Check a v3 request in the order of spec §1.4 and run its method.
+_CORS_ERROR_HEADERS = dict([ALLOW_ORIGIN, EXPOSE])
 
-    Returns the handler's result, or an error ``Response`` for an ``ApiError``.
+
+def cors_error(exc: ApiError) -> Response:
+    """The error answer of a method, with the CORS headers that let a page read it."""
+    return error_response(exc.status, exc.message, {**_CORS_ERROR_HEADERS, **exc.headers})
+
+
+async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path) -> Any:
+    """Check a v3 request in the checking order and run its method.
+
+    Returns the handler's result, or a ``Response``: the preflight's for ``OPTIONS``, an error
+    for an ``ApiError``.
     """
     spec = METHODS.get(path.method.lower())
     try:
         if spec is None or (path.extra is not None and not spec.takes_extra):
             raise ApiError(404, "Not Found")
+        if scope["method"] == "OPTIONS":
+            return preflight(spec.verbs, scope)  # no credentials to check in a preflight
         if scope["method"] not in spec.verbs:
             allow = ", ".join(sorted(spec.verbs))
             raise ApiError(405, "Method Not Allowed", headers={"Allow": allow})
@@ -226,7 +240,7 @@ async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path
             raise ApiError(400, "instance is starting or not authorized")
         return await spec.handler(Call(scope, receive, runtime, instance, path.extra))
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.headers)
+        return cors_error(exc)
 
 
 async def v3_endpoint(request: Request) -> Response:
@@ -236,10 +250,17 @@ async def v3_endpoint(request: Request) -> Response:
         str(params["id_instance"]), str(params["method"]), str(params["token"]), params.get("extra")
     )
     result = await v3_call(_runtime(request), request.scope, request.receive, path)
-    return result if isinstance(result, Response) else json_response(result)
+    return result if isinstance(result, Response) else _cors_json(result)
+
+
+def _cors_json(data: Any) -> Response:
+    response = json_response(data)
+    response.headers[ALLOW_ORIGIN[0]] = ALLOW_ORIGIN[1]
+    return response
 
 
 _JSON_HEADERS = (b"content-type", b"application/json")
+_CORS_HEADER = (ALLOW_ORIGIN[0].lower().encode(), ALLOW_ORIGIN[1].encode())
 CLIENT_GONE = 499
 """The status counted for a request whose client left before its body was read (nginx's)."""
 
@@ -267,15 +288,21 @@ async def serve_v3(
         result = await v3_call(runtime, scope, receive, path)
     except ClientDisconnect:
         return CLIENT_GONE  # nobody to answer
-    except Exception:
+    except StorageFull as exc:
+        log.warning("%s %s: %s", scope["method"], v3_label(match), exc)  # no traceback: not a bug
+        fault = fault_error(exc)
+        await cors_error(fault)(scope, receive, send)
+        return fault.status
+    except Exception as exc:
         log.exception("%s %s failed", scope["method"], v3_label(match))
-        await error_response(500, "Internal Server Error")(scope, receive, send)
-        return 500
+        fault = fault_error(exc)  # 500, or 507 for a full store
+        await cors_error(fault)(scope, receive, send)
+        return fault.status
     if isinstance(result, Response):
         await result(scope, receive, send)
         return result.status_code
     body = msgspec.json.encode(result)
-    headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADERS]
+    headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADERS, _CORS_HEADER]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return 200
@@ -285,6 +312,8 @@ async def partner_endpoint(request: Request) -> Response:
     """``/partner/{method}/{partnerToken}``: instance management for the operator."""
     try:
         spec = _find(PARTNER_METHODS, request)
+        if request.method == "OPTIONS":
+            return preflight(spec.verbs, request.scope)  # the token is checked on the real call
         runtime = _runtime(request)
         expected = runtime.settings.partner_token.reveal()
         presented = str(request.path_params["token"])
@@ -293,5 +322,5 @@ async def partner_endpoint(request: Request) -> Response:
         partner = Instance(0, "", "", 0, "authorized", {}, 0.0, False)
         result = await spec.handler(Call(request.scope, request.receive, runtime, partner))
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.headers)
-    return result if isinstance(result, Response) else json_response(result)
+        return cors_error(exc)
+    return result if isinstance(result, Response) else _cors_json(result)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import os
 import pathlib
@@ -36,7 +37,8 @@ from obstore.exceptions import BaseError as _ObstoreBaseError
 from obstore.store import LocalStore, S3Store
 
 from maxgate.blobs.sinks import PART_CONCURRENCY, PART_SIZE, FileSink, ObjectSink, Sink
-from maxgate.errors import BlobError, BlobNotFound, ConfigError, SizeLimitExceeded
+from maxgate.errors import BlobError, BlobNotFound, BlobStoreFull, ConfigError, SizeLimitExceeded
+from maxgate.space import FullMark, full_errno, is_full, low_on_space
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -124,7 +126,7 @@ class BlobWriter:
                 await self._sink.write(data)
             except _OBSTORE_ERRORS as exc:
                 await self._discard()
-                raise _translate(exc, f"writing {self.temp_key}", not_found=False) from exc
+                raise self._store._failed(exc, f"writing {self.temp_key}") from exc
             self._size = size
             self._interrupted = False
 
@@ -165,10 +167,11 @@ class BlobWriter:
                 blob = StoredBlob(sha256, self._size, blob_key(sha256))
                 await self._store._publish(self.temp_key, blob)
             except _OBSTORE_ERRORS as exc:
-                raise _translate(exc, f"committing {self.temp_key}", not_found=False) from exc
+                raise self._store._failed(exc, f"committing {self.temp_key}") from exc
         except BaseException:
             await self._store._drop_temp(sink, self.temp_key)
             raise
+        self._store._full.clear()
         return blob
 
     async def _discard(self) -> None:
@@ -202,6 +205,7 @@ class BlobStore:
         self._root_name: str | None = None
         self._safe_dirs: set[str] = set()  # directories under the root known to stay inside
         self._fsync = False
+        self._full = FullMark()  # found full in a way free space does not show (maxgate.space)
         self._store: LocalStore | S3Store
         if parts.scheme == "file":
             self._store = self._open_local(parts.netloc, unquote(parts.path), params)
@@ -412,18 +416,35 @@ class BlobStore:
 
     async def check(self) -> None:
         """Check cheaply that the store is reachable and usable, within ``CHECK_SECONDS``
-        (obstore would otherwise retry for minutes); raises ``BlobError``."""
+        (obstore would otherwise retry for minutes); raises ``BlobError``, and
+        ``BlobStoreFull`` when a local store's filesystem has (almost) no room left now, or a
+        write found the store full lately in a way that cannot be measured (``maxgate.space``).
+        """
         try:
             async with asyncio.timeout(CHECK_SECONDS):
                 if self._root is not None:
                     if not await asyncio.to_thread(os.access, self._root, os.W_OK | os.X_OK):
                         raise BlobError(f"blob store directory {self._root} is not writable")
+                    if low := await asyncio.to_thread(low_on_space, str(self._root)):
+                        raise BlobStoreFull(f"blob store {self!r} is full: {low}")
                 else:
                     await obstore.list_with_delimiter_async(self._store, "tmp")
         except TimeoutError as exc:
             raise BlobError(f"blob store {self!r} did not answer within {CHECK_SECONDS} s") from exc
         except _OBSTORE_ERRORS as exc:
             raise _translate(exc, f"checking {self!r}", not_found=False) from exc
+        if self._full.recent:
+            raise BlobStoreFull(f"blob store {self!r} was found full by a recent write")
+
+    def _failed(self, exc: Exception, what: str) -> BlobError:
+        """The error for a failed write; a full store that free space does not show (anything
+        but ENOSPC on a local store: a quota, a full S3 backend) is remembered for ``check``."""
+        error = _translate(exc, what, not_found=False)
+        if isinstance(error, BlobStoreFull) and (
+            self._root is None or full_errno(exc) != errno.ENOSPC
+        ):
+            self._full.set()
+        return error
 
     def _open_sink(self, temp_key: str) -> Sink:
         """The write side of a new temporary object."""
@@ -546,6 +567,8 @@ def _first_line(exc: BaseException) -> str:
 def _translate(exc: Exception, what: str, *, not_found: bool = True) -> BlobError:
     if not_found and isinstance(exc, FileNotFoundError):
         return BlobNotFound(f"{what}: no such blob")
+    if is_full(exc):
+        return BlobStoreFull(f"{what} failed, the store is full: {_first_line(exc)}")
     return BlobError(f"{what} failed: {_first_line(exc)}")
 
 

@@ -16,6 +16,8 @@ back the answer as a "file". The guard refuses every address that is not plainly
 The operator may allow-list networks with CIDRs (``MAXGATE_OUTBOUND_ALLOW``). Metadata
 addresses are stricter on purpose: a broad entry such as ``0.0.0.0/0`` or ``169.254.0.0/16``
 does not open them, only an entry naming the single address (``169.254.169.254/32``) does.
+A refused address raises ``AddressBlocked``; ``refusal`` words it for the API's answers,
+naming the setting when an allow-list entry would lift the refusal.
 
 The tables are written out here instead of relying on ``ipaddress``'s ``is_private`` /
 ``is_global`` because those changed between Python patch releases (and call multicast
@@ -35,7 +37,16 @@ import httpx
 
 from maxgate.errors import ConfigError, OutboundBlocked, OutboundError
 
-__all__ = ["ALLOWED_SCHEMES", "IPAddress", "IPNetwork", "UrlGuard", "parse_allow_list"]
+__all__ = [
+    "ALLOWED_SCHEMES",
+    "ALLOW_HINT",
+    "AddressBlocked",
+    "IPAddress",
+    "IPNetwork",
+    "UrlGuard",
+    "parse_allow_list",
+    "refusal",
+]
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -60,6 +71,40 @@ _METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
         "fd00:ec2::23",  # AWS EKS pod identity agent over IPv6
     )
 )
+
+
+ALLOW_HINT = "allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)"
+"""What a refusal the operator's allow-list can lift adds to its message (see ``refusal``)."""
+
+
+class AddressBlocked(OutboundBlocked):
+    """The guard refused an address (a literal one, or what a host name resolved to) because
+    of its class, ``reason`` (``"loopback"``, ``"private"``, ``"cloud metadata"`` …).
+
+    Unlike a refused scheme, an allow-list entry can open such an address: ``allow_listable``
+    says whether a message should tell the user so. It is false for cloud metadata, which only
+    an entry naming the single address opens, and which is almost never meant to be reachable.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def allow_listable(self) -> bool:
+        """Whether pointing the user at ``outbound_allow`` would help."""
+        return self.reason != _METADATA
+
+
+def refusal(exc: OutboundError) -> str:
+    """The sentence for a user about a refused or failed outbound target: ``exc``'s message,
+    followed by ``ALLOW_HINT`` when the operator's allow-list could lift the refusal, e.g.
+    ``address 127.0.0.1 is not allowed (loopback); allow it with the setting outbound_allow
+    (MAXGATE_OUTBOUND_ALLOW)``. The message comes first, unchanged, for clients that match on
+    its start."""
+    if isinstance(exc, AddressBlocked) and exc.allow_listable:
+        return f"{exc}; {ALLOW_HINT}"
+    return str(exc)
 
 
 def _table(*rows: tuple[str, str]) -> tuple[tuple[IPNetwork, str], ...]:
@@ -213,17 +258,18 @@ class UrlGuard:
         return None
 
     def check_address(self, address: str | IPAddress) -> None:
-        """Raise ``OutboundBlocked`` unless maxgate may connect to ``address``.
+        """Raise ``AddressBlocked`` unless maxgate may connect to ``address`` (``OutboundBlocked``
+        when it is not an IP address).
 
         The message names the address and why, e.g. ``address 10.0.0.1 is not allowed
         (private)``; only use it for addresses the user gave literally.
         """
         reason = self.blocked_reason(address)
         if reason is not None:
-            raise OutboundBlocked(f"address {address} is not allowed ({reason})")
+            raise AddressBlocked(f"address {address} is not allowed ({reason})", reason)
 
     def check_resolved(self, host: str, addresses: Iterable[IPAddress]) -> None:
-        """Raise ``OutboundBlocked`` if any address ``host`` resolved to is refused.
+        """Raise ``AddressBlocked`` if any address ``host`` resolved to is refused.
 
         All of them must pass, not just one: a name that answers with both a public and an
         internal address is treated as hostile. The message names the host and the reason but
@@ -232,7 +278,9 @@ class UrlGuard:
         for address in addresses:
             reason = self.blocked_reason(address)
             if reason is not None:
-                raise OutboundBlocked(f"host {host} resolves to a blocked address ({reason})")
+                raise AddressBlocked(
+                    f"host {host} resolves to a blocked address ({reason})", reason
+                )
 
     def check_url(self, url: str | httpx.URL) -> httpx.URL:
         """Check a URL before any network traffic and return it parsed.
@@ -240,8 +288,9 @@ class UrlGuard:
         Checks syntax, the scheme (only ``http`` and ``https``) and, when the host is an IP
         literal, the address. Names are not resolved here: that happens, and is checked again,
         for every connection (see ``maxgate.net.http``), so a name that changes its answer
-        cannot get past. Raises ``OutboundError`` for a malformed URL and ``OutboundBlocked``
-        for a refused scheme or address. Messages never include the URL's user or password.
+        cannot get past. Raises ``OutboundError`` for a malformed URL, ``OutboundBlocked``
+        for a refused scheme and ``AddressBlocked`` for a refused address. Messages never
+        include the URL's user or password.
         """
         try:
             parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)

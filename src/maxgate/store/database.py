@@ -2,7 +2,9 @@
 
 SQLite runs in WAL mode with a busy timeout; write transactions start with ``BEGIN IMMEDIATE``
 so two writers queue instead of failing half-way with "database is locked". Driver errors are
-translated into ``StoreError``/``StoreConflict`` here, at the boundary.
+translated into ``StoreError``/``StoreConflict`` here, at the boundary, and a full disk into
+``StoreFull`` (SQLITE_FULL "database or disk is full"; PostgreSQL's disk_full, SQLSTATE 53100
+"could not extend file"; see ``maxgate.space``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +24,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from maxgate.errors import StoreConflict, StoreError
+from maxgate.errors import StoreConflict, StoreError, StoreFull
+from maxgate.space import FullMark, is_full, is_sqlite_io_error, low_on_space
 from maxgate.store.lookups import CompiledLookup, LookupRow, SqliteReader
 
 _MIGRATIONS = str(Path(__file__).with_name("migrations"))
@@ -36,8 +39,12 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        self._data_dir: str | None = None  # a SQLite file's directory: its free space is measured
+        self._full = FullMark()  # found full where that cannot be measured (maxgate.space)
         if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(parsed.database or "").parent
+            directory.mkdir(parents=True, exist_ok=True)
+            self._data_dir = str(directory)
         self.engine: AsyncEngine = create_async_engine(url, **_engine_options(self.dialect))
         self._reader: SqliteReader | None = None
         self._write_lock = asyncio.Lock()
@@ -72,7 +79,7 @@ class Database:
             async with self.engine.connect() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"metadata store read failed: {exc.__class__.__name__}") from exc
+            raise self._failed(exc, "read") from exc
 
     async def fetch_one(
         self, query: sa.Select[Any], params: dict[str, Any] | None = None
@@ -92,9 +99,7 @@ class Database:
                 try:
                     return self._reader.fetch_one(lookup, params or {})
                 except sqlite3.Error as exc:
-                    raise StoreError(
-                        f"metadata store read failed: {exc.__class__.__name__}"
-                    ) from exc
+                    raise self._failed(exc, "read") from exc
         async with self.read() as conn:
             found = (await conn.execute(query, params)).first()
         return LookupRow.of(found) if found is not None else None
@@ -118,7 +123,8 @@ class Database:
         except sa.exc.IntegrityError as exc:
             raise StoreConflict(f"metadata store conflict: {exc.orig}") from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"metadata store write failed: {exc.__class__.__name__}") from exc
+            raise self._failed(exc, "write") from exc
+        self._full.clear()
 
     async def transact(self, work: Callable[[sa.Connection], T]) -> T:
         """Run ``work(conn)`` — plain synchronous statements — in one write transaction.
@@ -134,14 +140,17 @@ class Database:
                 async with self.engine.connect() as conn:
                     conn = await conn.execution_options(maxgate_immediate=True)
                     async with conn.begin():
-                        return await conn.run_sync(work)
-            async with self._write_lock:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._writer, self._run_sync, work)
+                        result = await conn.run_sync(work)
+            else:
+                async with self._write_lock:
+                    loop = asyncio.get_running_loop()
+                    result = await loop.run_in_executor(self._writer, self._run_sync, work)
         except sa.exc.IntegrityError as exc:
             raise StoreConflict(f"metadata store conflict: {exc.orig}") from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"metadata store write failed: {exc.__class__.__name__}") from exc
+            raise self._failed(exc, "write") from exc
+        self._full.clear()
+        return result
 
     def _run_sync(self, work: Callable[[sa.Connection], T]) -> T:
         assert self._sync_engine is not None
@@ -156,9 +165,32 @@ class Database:
             await conn.run_sync(_upgrade)
 
     async def check(self) -> None:
-        """A cheap round trip, for readiness checks and ``maxgate doctor``."""
+        """A cheap round trip, for readiness checks and ``maxgate doctor``; ``StoreFull`` when
+        a SQLite database's filesystem has (almost) no room left now, or a write found the
+        store full lately where that cannot be measured (PostgreSQL's disk; ``maxgate.space``).
+        """
         async with self.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
+        if self._data_dir is not None and (
+            low := await asyncio.to_thread(low_on_space, self._data_dir)
+        ):
+            raise StoreFull(f"metadata store is full: {low}")
+        if self._full.recent:
+            raise StoreFull("metadata store was found full by a recent write")
+
+    def _failed(self, exc: Exception, what: str) -> StoreError:
+        """The error for a failed read or write: ``StoreFull`` for a full disk — also a SQLite
+        I/O error while its filesystem has no room left (EDQUOT, a shared-memory file that
+        cannot grow) — remembered for ``check`` unless free space shows it (module docs)."""
+        if is_full(exc) or (
+            is_sqlite_io_error(exc)
+            and self._data_dir is not None
+            and low_on_space(self._data_dir) is not None
+        ):
+            if self._data_dir is None:
+                self._full.set()
+            return StoreFull(f"metadata store {what} failed, the disk is full: {_reason(exc)}")
+        return StoreError(f"metadata store {what} failed: {exc.__class__.__name__}")
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -170,6 +202,13 @@ class Database:
             self._writer.shutdown(wait=True)
         if self._reader is not None:
             self._reader.close()
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's own message, first line (``str`` of SQLAlchemy's error adds SQL and a URL)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def alembic_config() -> Config:
@@ -218,18 +257,22 @@ def upsert(
     *,
     keys: list[str],
     update: list[str],
+    fill: Sequence[str] = (),
 ) -> sa.Executable:
-    """INSERT … ON CONFLICT (keys) DO UPDATE SET update-columns, for SQLite and PostgreSQL."""
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET update-columns, for SQLite and PostgreSQL.
+
+    ``fill`` columns (numbers) take the new value only when it is not 0: what is known stays
+    known when a later row does not carry it.
+    """
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pg_stmt = pg_insert(table).values(**values)
-        return pg_stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: pg_stmt.excluded[c] for c in update}
-        )
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        stmt: Any = pg_insert(table).values(**values)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    lite_stmt = sqlite_insert(table).values(**values)
-    return lite_stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: lite_stmt.excluded[c] for c in update}
-    )
+        stmt = sqlite_insert(table).values(**values)
+    changes: dict[str, Any] = {c: stmt.excluded[c] for c in update}
+    for c in fill:
+        changes[c] = sa.func.coalesce(sa.func.nullif(stmt.excluded[c], 0), table.c[c])
+    return stmt.on_conflict_do_update(index_elements=keys, set_=changes)  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.instances import DELAY_RANGE, YES_NO_SETTINGS
 from maxgate.domain.records import Instance
 from maxgate.errors import OutboundBlocked, OutboundError
+from maxgate.net.urlguard import refusal
 
 SETTABLE = (
     Field("webhookUrl", required=False, allow_empty=True, max_length=2048),
@@ -40,7 +41,7 @@ TOKEN_MASK = "*" * 8
 
 
 def settings_view(instance: Instance) -> dict[str, Any]:
-    """The settings object of spec §4.3 (the webhook token and secret are write-only: shown
+    """The instance's settings object (the webhook token and secret are write-only: shown
     masked)."""
     view: dict[str, Any] = {"wid": instance.wid, "typeInstance": "v3", **instance.settings}
     for secret in ("webhookUrlToken", "webhookSecret"):
@@ -66,7 +67,7 @@ def validated_settings(call: Call, body: Any) -> dict[str, Any]:
         try:
             call.runtime.guard.check_url(url)
         except OutboundBlocked as exc:
-            raise validation_failed(f"'webhookUrl' is not allowed: {exc}") from None
+            raise validation_failed(f"'webhookUrl' is not allowed: {refusal(exc)}") from None
         except OutboundError:
             raise validation_failed(
                 f"'webhookUrl' with value '{url}' fails to match the required pattern"
@@ -88,7 +89,7 @@ async def get_settings(call: Call) -> dict[str, Any]:
 
 @method("setSettings", "POST", body=JsonBody(SETTABLE, min_keys=1), answer=schemas.SAVED_SETTINGS)
 async def set_settings(call: Call) -> dict[str, Any]:
-    """Change some settings; they apply at once (decision: no restart delay)."""
+    """Change some settings; they apply at once (no restart delay)."""
     values = validated_settings(call, decode_json(await call.body_bytes()))
     await call.runtime.instances.update_settings(call.instance.id, values)
     return {"saveSettings": True}
@@ -96,7 +97,7 @@ async def set_settings(call: Call) -> dict[str, Any]:
 
 @method("getAccountSettings", "GET", answer=schemas.ACCOUNT_SETTINGS)
 async def get_account_settings(call: Call) -> dict[str, Any]:
-    """The account behind the instance (decision: phone, chatId, avatar, state, deviceId)."""
+    """The account behind the instance: phone, chatId, avatar, state and deviceId."""
     instance = call.instance
     return {
         "phone": str(instance.phone),
@@ -115,7 +116,7 @@ async def get_account_settings(call: Call) -> dict[str, Any]:
     answer=schemas.CHECKED_ACCOUNT,
 )
 async def check_account(call: Call) -> dict[str, Any]:
-    """Whether a phone number has an account, and its chatId (decision)."""
+    """Whether a phone number has an account, and its chatId."""
     body = await call.json(CHECK_ACCOUNT)
     chat_id = await call.runtime.upstream.check_account(body["phoneNumber"])
     return {"exist": chat_id is not None, "chatId": chat_id or ""}

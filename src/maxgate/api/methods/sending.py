@@ -8,7 +8,6 @@ streaming.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +30,7 @@ from maxgate.errors import (
     UpstreamError,
 )
 from maxgate.net.http import fetch
+from maxgate.net.urlguard import refusal
 
 MAX_TEXT = 4000
 
@@ -78,13 +78,27 @@ def header_text(value: str) -> str:
         return value  # truly Latin-1 (or not text): keep what arrived
 
 
+MIB = 1024 * 1024
+"""The ``mb`` of the size message: a mebibyte, as the settings' ``MB`` (``100MB`` = 100 MiB)."""
+
+
+def _whole_mib(size: int) -> int:
+    return (size + MIB // 2) // MIB  # to the nearest, halves up
+
+
 def too_large(size: int, limit: int) -> ApiError:
-    """413 with the vendor's text: sizes in whole megabytes, rounded up."""
-    mb = 1024 * 1024
+    """413 with the vendor's text, ``File exceeded max upload size. Size: <n>mb Limit: <m>mb``.
+
+    Both sizes are in whole MiB (what the settings call MB), rounded to the nearest, so a
+    120 MiB file reads ``120mb`` even when ``size`` is a multipart body's length, a few hundred
+    bytes of part headers more than the file. A size over the limit never reads as the limit
+    or less: ``size`` may be where the stream was cut (just past the limit), which then reads
+    as the limit plus one (``Size: 101mb Limit: 100mb``).
+    """
+    shown_limit = max(1, _whole_mib(limit))
+    shown_size = max(_whole_mib(size), shown_limit + 1)
     return ApiError(
-        413,
-        f"File exceeded max upload size. Size: {math.ceil(size / mb)}mb "
-        f"Limit: {math.ceil(limit / mb)}mb",
+        413, f"File exceeded max upload size. Size: {shown_size}mb Limit: {shown_limit}mb"
     )
 
 
@@ -214,7 +228,7 @@ async def _download(call: Call, url: str) -> tuple[StoredBlob, str | None]:
     except SizeLimitExceeded as exc:
         raise too_large(exc.size, exc.limit) from None
     except OutboundError as exc:
-        raise bad_request(f"File from url could not be downloaded: {exc}") from None
+        raise bad_request(f"File from url could not be downloaded: {refusal(exc)}") from None
     return blob, head.content_type
 
 
