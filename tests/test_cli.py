@@ -59,8 +59,10 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir shared by this module's tests."""
-    return tmp_path_factory.mktemp("cli") / "data"
+    """A data dir shared by this module's tests (made, as a first ``serve`` would)."""
+    path = tmp_path_factory.mktemp("cli") / "data"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -45,9 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "quickstart.md"
 PAGE_PORT, PAGE_HOOK_PORT, PAGE_DATA_DIR = "7890", "7891", "/tmp/qs-data"
 NOT_RUN = (
-    "source .venv/bin/activate",
+    # The test's scratch folder stands in for /tmp/qs-work.
+    "source .venv/bin/activate\nmkdir -p /tmp/qs-work && cd /tmp/qs-work",
     "pip install max-api-client-python",
-    "rm -rf /tmp/qs-data",
+    "rm -rf /tmp/qs-data /tmp/qs-work",
 )
 BLOCK_TIMEOUT = 30.0
 BACKGROUND_WAIT = 15.0

@@ -372,7 +372,7 @@ def test_webhook_retry_delays_are_a_list_of_durations(tmp_path: Path) -> None:
     assert loaded.webhook_retry_delays == (2.0, 60.0, 3600.0)
     again = _load(tmp_path, environ=loaded.to_environ())
     assert again.webhook_retry_delays == loaded.webhook_retry_delays
-    assert setting("webhook_retry_delays").show_default() == "5s,10s,60s"
+    assert setting("webhook_retry_delays").show_default() == "5s,10s,1m"
 
 
 def test_a_new_data_dir_is_private(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -46,8 +47,16 @@ from maxgate.client import (
 from maxgate.domain import filenames
 from maxgate.domain.records import Instance
 from maxgate.errors import ConfigError, MaxgateError
+from maxgate.net.listen import PortInUse, claim_port
 from maxgate.runtime import Runtime
-from maxgate.settings import SETTINGS, Settings, load_settings, setting
+from maxgate.settings import (
+    SETTINGS,
+    Settings,
+    human_size,
+    load_settings,
+    setting,
+    with_generated_secrets,
+)
 from maxgate.upstream.base import InboundFile
 
 T = TypeVar("T")
@@ -56,11 +65,33 @@ app = typer.Typer(
     help="maxgate: a self-hosted GREEN-API v3 gateway for the MAX messenger.",
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help: rich panels label plain flags "<bool>" and wrap the settings list.
+    rich_markup_mode=None,
 )
 instance_app = typer.Typer(help="Create, list and delete instances.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Act as the sandbox messenger's contacts.", no_args_is_help=True)
 group_app = typer.Typer(help="Sandbox groups.", no_args_is_help=True)
 files_app = typer.Typer(help="Stored files: statistics, eviction, integrity.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"maxgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """maxgate: a self-hosted GREEN-API v3 gateway for the MAX messenger."""
+
+
 app.add_typer(instance_app, name="instance")
 app.add_typer(files_app, name="files")
 app.add_typer(sandbox_app, name="sandbox")
@@ -90,19 +121,35 @@ SERVED_URL_FILE = "served-url"
 
 
 def _load(overrides: dict[str, Any], config: Path | None, *, serving: bool = False) -> Settings:
-    """Settings for a command; commands other than serve use the URL the server announced."""
+    """Settings for a command; commands other than serve use the URL the server announced.
+
+    Only ``serve`` makes a data dir: any other command refuses one that does not exist (run
+    from another folder, it would otherwise make an empty one and show nothing).
+    """
     try:
-        settings = load_settings(overrides=overrides, config_file=config)
+        settings = load_settings(overrides=overrides, config_file=config, generate_secrets=False)
+        if not serving and _needs_data_dir(settings) and not settings.data_path.is_dir():
+            raise ConfigError(
+                f"no maxgate data dir at {settings.data_path}: run this where `maxgate serve` "
+                "runs, or point to its data dir with --data-dir, MAXGATE_DATA_DIR or --config"
+            )
+        if not serving:  # serve makes its secrets once it owns its port
+            settings = with_generated_secrets(settings)
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
     served = settings.data_path / SERVED_URL_FILE
-    if serving:
-        served.write_text(settings.base_url + "\n", encoding="utf-8")
-    elif not settings.public_url and served.exists():
+    if not serving and not settings.public_url and served.exists():
         url = served.read_text(encoding="utf-8").strip()
         settings = dataclasses.replace(settings, public_url=url)
     return settings
+
+
+def _needs_data_dir(settings: Settings) -> bool:
+    """Whether a command would keep anything in the data dir (SQLite, files, generated keys)."""
+    return not (
+        settings.database_url and settings.blob_url and settings.link_key and settings.partner_token
+    )
 
 
 def _run(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -187,6 +234,14 @@ def serve(
     settings = _load(
         {"host": host, "port": port, "data_dir": data_dir, **extra}, config, serving=True
     )
+    try:
+        claim_port(settings.host, settings.port)  # held until the process ends
+    except PortInUse as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    settings = with_generated_secrets(settings)
+    settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (settings.data_path / SERVED_URL_FILE).write_text(settings.base_url + "\n", encoding="utf-8")
 
     async def bootstrap(runtime: Runtime) -> tuple[Instance, str] | None:
         if await runtime.instances.list(include_deleted=True):
@@ -196,17 +251,58 @@ def serve(
     created = _run(settings, bootstrap)
     out.print(f"maxgate {__version__} on {settings.base_url} (data in {settings.data_path})")
     if created is not None:
-        info = instance_info(settings, *created)
-        out.print("\nCreated your first sandbox instance (the token is shown only now):")
-        _print_instance(info)
-        out.print("\nTry it:")
-        print("  " + _curl_line(info))
-        out.print(
-            "\nMore instances: maxgate instance create --json; "
-            "a contact writing to you: maxgate sandbox send --instance "
-            f"{info['idInstance']} --from 20000001 --text hi\n"
-        )
+        _print_first_start(settings, instance_info(settings, *created), config)
     _serve(settings)
+
+
+def _command(settings: Settings, config: Path | None) -> str:
+    """How to run ``maxgate`` so that it finds this server: the command as this shell can run
+    it (``maxgate`` when that is on PATH, else the script's path) and the data dir or config
+    file when they are not the defaults."""
+    script = Path(sys.executable).with_name("maxgate")
+    on_path = shutil.which("maxgate")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        words = ["maxgate"]
+    else:
+        try:
+            words = [str(script.absolute().relative_to(Path.cwd()))]
+        except ValueError:
+            words = [str(script)]
+        if "/" not in words[0]:
+            words[0] = "./" + words[0]
+    if config is not None:
+        words += ["--config", str(config.resolve())]
+    elif settings.data_path != Path(setting("data_dir").default).resolve():
+        words += ["--data-dir", str(settings.data_path)]
+    return shlex.join(words)
+
+
+def _print_first_start(settings: Settings, info: dict[str, Any], config: Path | None) -> None:
+    """The first start's banner: the new instance, and commands that work as printed."""
+    prefix = _command(settings, config)
+    base, _, options = prefix.partition(" ")
+    after = f" {options}" if options else ""
+    lines = [
+        "",
+        "Created your first sandbox instance (the token is shown only now):",
+        *(f"  {key}: {value}" for key, value in info.items()),
+        "",
+        "Try it (sends a message to a simulated contact):",
+        "  " + _curl_line(info),
+        "",
+        "A simulated contact writes to you:",
+        f"  {base} sandbox send --instance {info['idInstance']} --from 20000001 --text hi{after}",
+        "More instances:",
+        f"  {base} instance create --json{after}",
+        "Every command: " + f"{base} --help",
+    ]
+    if base != "maxgate":
+        lines.append(f"(or put it on PATH first: source {Path(base).parent}/activate)")
+    kept = settings.data_path / "partner-token"
+    if kept.exists():
+        lines.append(f"Partner methods (createInstance, getInstances…) take the token in {kept}")
+    # Plain print: rich would wrap the long lines mid-command at the terminal's width.
+    print("\n".join(lines) + "\n", flush=True)
 
 
 def _serve(settings: Settings) -> None:
@@ -271,7 +367,7 @@ def instance_delete(
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Delete an instance (its requests then answer ``Instance is deleted``)."""
+    """Delete an instance (its requests then answer "Instance is deleted")."""
     settings = _load({"data_dir": data_dir}, config)
     if not _run(settings, lambda rt: rt.instances.delete(id_instance)):
         err.print(f"[red]error:[/] no live instance {id_instance}")
@@ -384,15 +480,17 @@ def group_create(
 def files_stats(
     as_json: AsJson = False, data_dir: DataDir = None, config: ConfigFile = None
 ) -> None:
-    """Files and bytes by instance and state (remote, stored, evicted)."""
+    """Files and their size by instance and state (remote, stored, evicted); --json gives
+    bytes."""
     settings = _load({"data_dir": data_dir}, config)
     rows = _run(settings, lambda rt: rt.retention.stats())
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
-    table = Table("instance", "state", "files", "bytes")
+    table = Table("instance", "state", "files", "size")
     for row in rows:
-        table.add_row(str(row["instance_id"]), row["state"], str(row["files"]), str(row["bytes"]))
+        size = human_size(row["bytes"])
+        table.add_row(str(row["instance_id"]), row["state"], str(row["files"]), size)
     out.print(table)
 
 
@@ -483,7 +581,7 @@ ApiUrl = Annotated[
         envvar="MAXGATE_API_URL",
         show_envvar=True,
         show_default=False,
-        help="The server's apiUrl, e.g. http://127.0.0.1:8080.",
+        help="The server's apiUrl, e.g. http://127.0.0.1:7880.",
     ),
 ]
 IdInstance = Annotated[

@@ -55,6 +55,26 @@ def format_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as ``parse_duration`` reads it: ``15d``, ``12h``, ``30m`` or ``45s``."""
+    for unit, factor in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= factor and seconds % factor == 0:
+            return f"{seconds / factor:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def human_size(size: int) -> str:
+    """A size rounded for reading: ``512 bytes``, ``1.5 KiB``, ``121 MiB``, ``3.2 GiB``."""
+    if size < 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+
+
 def parse_duration(value: str | int | float) -> float:
     """Parse ``15d``, ``12h``, ``30m``, ``45s`` or a plain number of seconds."""
     if isinstance(value, int | float):
@@ -157,7 +177,11 @@ class Setting:
         if self.default in ("", ()):
             return "(empty)"
         if self.kind == "durations":
-            return ",".join(f"{d:g}s" for d in self.default)
+            return ",".join(format_duration(d) for d in self.default)
+        if self.kind == "duration":
+            return format_duration(self.default)
+        if self.kind == "size":
+            return format_size(self.default)
         return str(self.default)
 
 
@@ -483,7 +507,7 @@ def load_settings(
                 f"duration, got {value:g} seconds"
             )
     if generate_secrets:
-        settings = _with_generated_secrets(settings)
+        settings = with_generated_secrets(settings)
     return settings
 
 
@@ -498,7 +522,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     return {setting(str(k)).name: setting(str(k)).parse(v) for k, v in section.items()}
 
 
-def _with_generated_secrets(settings: Settings) -> Settings:
+def with_generated_secrets(settings: Settings) -> Settings:
+    """``settings`` with the link key and partner token kept in the data dir (made if absent)
+    wherever they were left empty."""
     link_key, partner_token = settings.link_key, settings.partner_token
     if not link_key:
         link_key = Secret(_kept_secret(settings.data_path / "link-key"))

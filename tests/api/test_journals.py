@@ -234,3 +234,33 @@ async def test_instances_never_read_each_other(
             )
         ).scalar_one()
     assert count == 0
+
+
+async def test_get_chats_shows_the_same_number_on_both_sides(
+    client: httpx.AsyncClient, runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    # Alice writes first (through the API, then from her phone), Bob answers: each side's chat
+    # carries the other's number, never 0 and never the account's own.
+    to_bob = await send_text(client, account, other_account.chat_id, "hello Bob")
+    await wait_for_message(client, other_account, account.chat_id, to_bob)
+    await runtime.sandbox.own_send(account.instance, other_account.chat_id, text="from my phone")
+    from_bob = await send_text(client, other_account, account.chat_id, "hello Alice")
+    await wait_for_message(client, account, other_account.chat_id, from_bob)
+
+    alice = {c["chatId"]: c["phoneNumber"] for c in ok(await client.get(account.url("getChats")))}
+    bob = {
+        c["chatId"]: c["phoneNumber"] for c in ok(await client.get(other_account.url("getChats")))
+    }
+    assert alice == {other_account.chat_id: other_account.instance.phone}
+    assert bob == {account.chat_id: account.instance.phone}
+
+
+async def test_a_message_without_a_number_keeps_the_known_one(
+    client: httpx.AsyncClient, runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    from_bob = await send_text(client, other_account, account.chat_id, "hello Alice")
+    await wait_for_message(client, account, other_account.chat_id, from_bob)
+    await runtime.sandbox.own_send(account.instance, other_account.chat_id, text="phone again")
+    await send_text(client, account, other_account.chat_id, "and through the API")
+    chats = ok(await client.get(account.url("getChats")))
+    assert chats == [{"chatId": other_account.chat_id, "phoneNumber": other_account.instance.phone}]

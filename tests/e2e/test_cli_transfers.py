@@ -168,6 +168,7 @@ def test_download_resumes_a_partial_file(
     )  # fmt: skip
     result = json.loads(clean(done, token))
     assert (result["kept"], result["verified"], result["size"]) == (300_000, True, 1024 * 1024)
+    assert result["resumes"] == 1  # the partial file was continued
     assert target.read_bytes() == original.read_bytes()
 
 

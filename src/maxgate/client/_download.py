@@ -267,7 +267,8 @@ class Transfer:
             sha256=actual,
             verified=expected is not None,
             kept=self.kept,
-            resumes=self.resumes,
+            # A partial file of an earlier run that was continued is a resume as well.
+            resumes=self.resumes + (1 if self.kept else 0),
         )
 
     def interrupted(self) -> None:

@@ -320,8 +320,9 @@ class Downloaded(msgspec.Struct, frozen=True, kw_only=True):
     ``path`` is the file written (None for a file object), ``size`` its full size and
     ``sha256`` its hash; ``verified`` tells whether that hash was checked against a content
     hash the server announced (its ETag). ``kept`` counts the bytes of a partial file from an
-    earlier run that were kept (resumed), ``resumes`` how many times a transfer that broke off
-    was continued.
+    earlier run that were kept (resumed), ``resumes`` how many times the transfer was continued
+    from bytes already held (a partial file of an earlier run counts once, and each time a
+    broken-off body was picked up again).
     """
 
     path: str | None

@@ -103,13 +103,14 @@ class Journal:
         walk of half a millisecond)."""
         statement = self._chat_upserts.get(named)
         if statement is None:
-            update = ["last_at", "name", "phone"] if named else ["last_at"]
+            update = ["last_at", "name"] if named else ["last_at"]
             statement = upsert(
                 self.db.dialect,
                 t.chats,
                 {c: sa.bindparam(c) for c in _CHAT_COLUMNS},
                 keys=["instance_id", "chat_id"],
                 update=update,
+                fill=["phone"],  # a known number is kept when a message does not carry it
             )
             self._chat_upserts[named] = statement
         return statement
@@ -317,7 +318,10 @@ class Journal:
             message.instance_id,
             message.chat_id,
             name=message.chat_name,
-            phone=message.sender_phone if message.chat_type == "user" else 0,
+            # The contact's number: not the account's own on a message it sent from its phone.
+            phone=message.sender_phone
+            if message.chat_type == "user" and not message.from_me
+            else 0,
         )
         chat_upsert = self._chat_upsert(bool(message.chat_name))
 
@@ -331,6 +335,11 @@ class Journal:
 
         await self.db.transact(write)
         return True
+
+    async def on_chat(self, instance_id: int, chat_id: str, *, name: str, phone: int) -> None:
+        """The messenger told what it knows of a chat: its name and the contact's number."""
+        async with self.db.write() as conn:
+            await self._touch_chat(conn, instance_id, chat_id, name=name, phone=phone)
 
     async def on_status(self, instance_id: int, chat_id: str, id_message: str, status: str) -> None:
         """Advance an outgoing message's status (never backwards, except to failed)."""

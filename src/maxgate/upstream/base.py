@@ -47,6 +47,9 @@ class InboundSink(Protocol):
     async def on_message(self, message: InboundMessage) -> None:
         """A new incoming message for an instance."""
 
+    async def on_chat(self, instance_id: int, chat_id: str, *, name: str, phone: int) -> None:
+        """What the messenger knows of one of the instance's chats (name, contact's number)."""
+
     async def on_status(self, instance_id: int, chat_id: str, id_message: str, status: str) -> None:
         """A status change (sent, delivered, read, failed) of an outgoing message."""
 

@@ -103,7 +103,12 @@ class Sandbox:
                 mime_type=message.file.mime_type,
                 size=message.file.size,
             )
-        for recipient, chat_id, chat_name in await self._recipients(instance, message.chat_id):
+        recipients = await self._recipients(instance, message.chat_id)
+        if not message.chat_id.startswith("-") and recipients:
+            # The sender learns the number behind the chat, as the receiver learns the sender's.
+            peer = recipients[0][0]
+            await self.sink.on_chat(instance.id, message.chat_id, name=peer.name, phone=peer.phone)
+        for recipient, chat_id, chat_name in recipients:
             await self.sink.on_message(
                 InboundMessage(
                     instance_id=recipient.id,
@@ -254,6 +259,9 @@ class Sandbox:
             from_me=True,
         )
         await self.sink.on_message(own)
+        if recipients and not is_group:
+            peer = recipients[0][0]
+            await self.sink.on_chat(instance.id, chat_id, name=peer.name, phone=peer.phone)
         for recipient, seen_as, name in recipients:
             await self.sink.on_message(
                 dataclasses.replace(
