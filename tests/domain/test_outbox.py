@@ -9,6 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import socket
+import subprocess
+import sys
 import time
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -251,25 +255,196 @@ async def test_pacing_applies_to_a_message_queued_after_a_send(gw: Gateway) -> N
     assert gw.upstream.sent[1].at - gw.upstream.sent[0].at >= 0.45
 
 
-async def test_an_entry_left_sending_by_a_crash_is_recovered_and_sent_once(gw: Gateway) -> None:
-    alice = await _instance(gw, 0)
-    [message] = await _queue(gw, alice, 1)
-    async with gw.db.write() as conn:  # what a crash in the middle of a send leaves
-        await conn.execute(t.outbox.update().values(state="sending", attempts=1))
+async def _claim_as(
+    db: Database, message: Message, owner: str | None, lease_until: float | None
+) -> None:
+    """What a process that claimed ``message`` and then crashed (or still sends it) leaves."""
+    async with db.write() as conn:
+        await conn.execute(
+            t.outbox.update()
+            .where(t.outbox.c.message_id == message.pk)
+            .values(
+                state="sending",
+                attempts=1,
+                claimed_at=time.time(),
+                owner=owner,
+                lease_until=lease_until,
+            )
+        )
 
+
+def _owner_here(pid: int, token: str = "0123456789abcdef") -> str:
+    """An owner naming process ``pid`` of this host (the format the outbox writes)."""
+    return f"{socket.gethostname()}/{outbox_module._scope()}/{pid}/{token}"
+
+
+def _exited_pid() -> int:
+    """The PID of a process that ran on this host and is gone (exited and reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _sent_ids(*gateways: Gateway) -> list[str]:
+    return [s.id_message for g in gateways for s in g.upstream.sent]
+
+
+@pytest.mark.parametrize("owner", ["an exited process", "an earlier process with our PID"])
+async def test_a_claim_of_a_dead_process_on_this_host_is_released_at_once(
+    gw: Gateway, owner: str
+) -> None:
+    alice = await _instance(gw, 0)
+    queued = await _queue(gw, alice, 3)
+    dead = _owner_here(_exited_pid() if owner == "an exited process" else os.getpid())
+    # A fresh lease (an hour): only the owner being gone can release it this soon.
+    await _claim_as(gw.db, queued[0], dead, time.time() + 3600)
+
+    assert await gw.outbox.recover() == 1
+    rows = await _outbox_rows(gw.db)
+    assert [(r.state, r.owner, r.lease_until) for r in rows] == [("pending", None, None)] * 3
+    started = time.monotonic()
     async with running(gw.outbox):
-        await asyncio.sleep(0.15)
-        assert gw.upstream.sent == []  # a half-sent entry is not picked up as such
-        await gw.outbox.recover()
-        assert [r.state for r in await _outbox_rows(gw.db)] == ["pending"]
-        gw.outbox.notify()
-        await eventually(lambda: len(gw.upstream.sent) == 1)
         await eventually(lambda: _no_rows(gw.db))
         await asyncio.sleep(0.1)
-    assert [s.id_message for s in gw.upstream.sent] == [message.id_message]
-    assert await _outbox_rows(gw.db) == []
+    assert time.monotonic() - started < 5
+    assert _sent_ids(gw) == [m.id_message for m in queued]  # in order, none twice
+    for message in queued:
+        fresh = await gw.journal.get_by_pk(message.pk)
+        assert fresh is not None and fresh.status == "sent"
+
+
+async def test_a_running_outbox_takes_over_a_dead_processs_claim_without_a_restart(
+    gw: Gateway,
+) -> None:
+    # Another worker process of this server died mid-send (granian starts a new one; the
+    # others keep running): the claim is taken over by whoever looks at the instance next.
+    alice = await _instance(gw, 0)
+    queued = await _queue(gw, alice, 2)
+    await _claim_as(gw.db, queued[0], _owner_here(_exited_pid()), time.time() + 3600)
+    async with running(gw.outbox):
+        await eventually(lambda: _no_rows(gw.db), timeout=5)
+        await asyncio.sleep(0.1)
+    assert _sent_ids(gw) == [m.id_message for m in queued]
+
+
+@pytest.mark.parametrize("owner", ["another host", "a live process here"])
+async def test_a_live_claim_blocks_the_instance_until_its_lease_runs_out_then_is_taken_over(
+    gw: Gateway, owner: str
+) -> None:
+    alice = await _instance(gw, 0)
+    queued = await _queue(gw, alice, 3)
+    holder = (
+        "other-host/0123456789ab/4242/feedfacecafebeef"
+        if owner == "another host"
+        else _owner_here(os.getppid())  # alive (or a reused PID: the same, we wait)
+    )
+    lease_until = time.time() + 1.5
+    await _claim_as(gw.db, queued[0], holder, lease_until)
+
+    assert await gw.outbox.recover() == 0  # it may still be sending: not ours to release
+    async with running(gw.outbox, tick=0.05):
+        await asyncio.sleep(0.8)
+        assert gw.upstream.sent == []  # nothing overtakes the message in flight
+        rows = await _outbox_rows(gw.db)
+        assert [(r.state, r.owner) for r in rows] == [("sending", holder)] + [("pending", None)] * 2
+        await eventually(lambda: _no_rows(gw.db), timeout=10)
+        await asyncio.sleep(0.1)
+    # Taken over once the lease ran out, and sent again before the messages queued after it.
+    assert _sent_ids(gw) == [m.id_message for m in queued]
+    first_sent = gw.upstream.sent[0].at - time.monotonic() + time.time()
+    assert first_sent >= lease_until - 0.05
+
+
+class SlowUpstream(FakeUpstream):
+    """A messenger that takes ``hold`` seconds to accept the first message (a large file)."""
+
+    def __init__(self, hold: float) -> None:
+        super().__init__()
+        self.hold = hold
+        self.holding = asyncio.Event()
+
+    async def send(
+        self, instance: Instance, message: Message, body: AsyncIterator[bytes] | None
+    ) -> str:
+        if not self.sent and not self.holding.is_set():
+            self.holding.set()
+            await asyncio.sleep(self.hold)
+        return await super().send(instance, message, body)
+
+
+async def _head_row(db: Database) -> Any:
+    rows = await _outbox_rows(db)
+    return rows[0] if rows else None
+
+
+async def test_the_lease_is_renewed_while_a_long_send_runs(
+    make_gateway: Callable[..., Awaitable[Gateway]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "LEASE", 0.6)  # renewed every 0.2 s
+    one = await make_gateway(SlowUpstream(hold=3.0))  # five leases long
+    two = await make_gateway()  # another process on the same database
+    alice = await _instance(one, 0)
+    queued = await _queue(one, alice, 3)
+    assert isinstance(one.upstream, SlowUpstream)
+    async with running(one.outbox, tick=0.02):
+        await asyncio.wait_for(one.upstream.holding.wait(), 10)
+        head = await _head_row(one.db)
+        assert head.state == "sending" and head.owner == one.outbox.owner
+        leases = [head.lease_until]
+        async with running(two.outbox, tick=0.02):
+            while one.upstream.holding.is_set() and not one.upstream.sent:
+                await asyncio.sleep(0.1)
+                head = await _head_row(one.db)
+                if head is None or head.id != 1 or head.state != "sending":
+                    break
+                assert head.owner == one.outbox.owner  # never taken over
+                leases.append(head.lease_until)
+            await eventually(lambda: _no_rows(one.db), timeout=10)
+            await asyncio.sleep(0.1)
+    assert max(leases) - leases[0] >= 1.5  # renewed, again and again
+    assert [s.id_message for s in two.upstream.sent if s.id_message == queued[0].id_message] == []
+    sent = sorted(one.upstream.sent + two.upstream.sent, key=lambda s: s.at)
+    assert [s.id_message for s in sent] == [m.id_message for m in queued]  # once each, in order
+
+
+async def test_a_lost_lease_is_logged_and_the_send_finishes(
+    gw: Gateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(outbox_module, "LEASE", 0.3)
+    gw.upstream = SlowUpstream(hold=1.0)
+    gw.outbox.upstream = gw.upstream
+    alice = await _instance(gw, 0)
+    [message] = await _queue(gw, alice, 1)
+    async with running(gw.outbox, tick=0.02):
+        await asyncio.wait_for(gw.upstream.holding.wait(), 10)
+        async with gw.db.write() as conn:  # another process took it over meanwhile
+            await conn.execute(t.outbox.update().values(owner="other-host/0123456789ab/1/ff"))
+        await eventually(lambda: len(gw.upstream.sent) == 1)
+        await eventually(lambda: _no_rows(gw.db))
+    assert "is no longer ours" in caplog.text
     fresh = await gw.journal.get_by_pk(message.pk)
     assert fresh is not None and fresh.status == "sent"
+
+
+async def test_closing_hands_the_claims_in_flight_back_at_once(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+) -> None:
+    one = await make_gateway(SlowUpstream(hold=3600.0))  # a send that would never end
+    alice = await _instance(one, 0)
+    queued = await _queue(one, alice, 2)
+    assert isinstance(one.upstream, SlowUpstream)
+    async with running(one.outbox, tick=0.02):
+        await asyncio.wait_for(one.upstream.holding.wait(), 10)
+        assert (await _head_row(one.db)).owner == one.outbox.owner
+    # running() ended with a graceful close: the entry is back in the queue, lease cleared.
+    rows = await _outbox_rows(one.db)
+    assert [(r.state, r.owner, r.lease_until) for r in rows] == [("pending", None, None)] * 2
+    two = await make_gateway()  # the restarted server
+    started = time.monotonic()
+    async with running(two.outbox, tick=0.02):
+        await eventually(lambda: _no_rows(two.db), timeout=5)
+    assert time.monotonic() - started < outbox_module.LEASE  # it did not wait for the lease
+    assert _sent_ids(one, two) == [m.id_message for m in queued]
 
 
 class JumpingClock:

@@ -109,6 +109,10 @@ outbox = sa.Table(
     sa.Column("not_before", sa.Float, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("claimed_at", sa.Float, nullable=True),
+    # A claim's lease (domain/outbox.py): who holds it ("host/scope/pid/token") and until when
+    # (Unix seconds; renewed while the send runs). Gone or expired: the next claim takes it over.
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),
     sa.Index("ix_outbox_state_instance", "state", "instance_id", "id"),
 )
 
