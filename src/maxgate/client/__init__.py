@@ -9,6 +9,18 @@
 
 ``AsyncClient`` has the same methods, awaited. Results are msgspec Structs; every failure is a
 :class:`MaxgateClientError`. The token is never part of an error message or a repr.
+
+One source for both classes: ``AsyncClient`` (``_async.py``) is written by hand and ``Client``
+(``_sync.py``) is generated from it by ``scripts/unasync`` (the unasync library drops
+``async``/``await`` and renames ``aclose``, ``aread``, ``afeed`` to their sync twins), as
+httpcore generates its sync half; a test fails when the committed ``_sync.py`` is not what the
+script writes. What is not I/O is shared as plain modules: ``_wire`` (the request and answer of
+every method), ``_download`` (resume and hash state), ``_upload`` (streamed bodies) and
+``_retry``. A sans-IO table of method descriptions with two thin executors was the other way;
+it fits one-request methods, but ``download_link`` (a resume loop), ``notifications`` (a
+generator that deletes as it goes) and the retried streamed uploads are control flow, which a
+table cannot hold, so they would still be written twice. Generated code keeps both classes
+plain methods that read, type-check and show in ``help()`` like hand-written ones.
 """
 
 from maxgate.client._async import AsyncClient

@@ -118,7 +118,7 @@ class AsyncClient:
         while True:
             extra: dict[str, Any] = {}
             if body is not None:
-                extra = {"content": body.__aiter__(), "headers": body.headers}
+                extra = {"content": aiter(body), "headers": body.headers}
             try:
                 response = await self._http.request(**options.request(call, **extra))
             except httpx.HTTPError as exc:
@@ -238,8 +238,7 @@ class AsyncClient:
         target = resolve_target(to, url)
         options = self._options
         with Sink(target, resume=resume) as sink:
-            # Opening hashes what an earlier run left: file I/O, off the event loop.
-            transfer = await asyncio.to_thread(Transfer, sink, progress=progress)
+            transfer = await Transfer.aopen(sink, progress=progress)
             budget, stalls = options.budget(), 0
             while True:
                 before = transfer.offset
@@ -289,9 +288,7 @@ class AsyncClient:
             if step is not Step.BODY:
                 return step
             async for chunk in response.aiter_bytes():
-                data = transfer.take(chunk)
-                await asyncio.to_thread(transfer.write, data)
-                transfer.advance(len(data))
+                await transfer.afeed(chunk)
         return transfer.end()
 
     async def receive_notification(

@@ -9,6 +9,7 @@ is the file's SHA-256), the result is checked against it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import hashlib
@@ -150,6 +151,16 @@ class Transfer:
         self._validator: str | None = None
         self.total: int | None = None
 
+    @classmethod
+    def open(cls, sink: Sink, *, progress: Progress | None = None) -> Transfer:
+        """Open ``sink`` and start a transfer into it (hashing what an earlier run left)."""
+        return cls(sink, progress=progress)
+
+    @classmethod
+    async def aopen(cls, sink: Sink, *, progress: Progress | None = None) -> Transfer:
+        """:meth:`open`, off the event loop: hashing a partial file is blocking file I/O."""
+        return await asyncio.to_thread(cls, sink, progress=progress)
+
     def request_headers(self) -> dict[str, str]:
         """Headers of the next request: identity encoding (offsets count stored bytes), and
         a range with the validator of the version we hold once there are bytes to keep."""
@@ -223,6 +234,12 @@ class Transfer:
         """Write the next piece of the body."""
         data = self.take(chunk)
         self.write(data)
+        self.advance(len(data))
+
+    async def afeed(self, chunk: bytes) -> None:
+        """:meth:`feed`, writing in a thread (progress is still reported on the event loop)."""
+        data = self.take(chunk)
+        await asyncio.to_thread(self.write, data)
         self.advance(len(data))
 
     def take(self, chunk: bytes) -> bytes:

@@ -1,3 +1,4 @@
+# Generated from _async.py by scripts/unasync: edit that file, not this one.
 """``Client``: the blocking GREEN-API v3 client."""
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ class Client:
         target = resolve_target(to, url)
         options = self._options
         with Sink(target, resume=resume) as sink:
-            transfer = Transfer(sink, progress=progress)
+            transfer = Transfer.open(sink, progress=progress)
             budget, stalls = options.budget(), 0
             while True:
                 before = transfer.offset
@@ -297,7 +298,7 @@ class Client:
 
     def notifications(
         self, *, receive_timeout: int = DEFAULT_RECEIVE_TIMEOUT
-    ) -> Generator[Notification, None, None]:
+    ) -> Generator[Notification, None]:
         """Notifications as they arrive, long-polling receiveNotification; endless.
 
         Each notification is deleted from the server's queue when you ask for the next one,
