@@ -15,10 +15,10 @@ import pytest
 from starlette.applications import Starlette
 
 from maxgate.app import create_app
+from maxgate.domain.messenger import InboundFile
 from maxgate.domain.records import Instance
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings, load_settings
-from maxgate.upstream.base import InboundFile
 
 PG_ADMIN_URL = os.environ.get("MAXGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -280,6 +280,26 @@ def test_secrets_never_show_in_repr(tmp_path: Path) -> None:
         assert value and value not in repr(generated)
 
 
+def test_credentials_in_urls_never_show_in_repr() -> None:
+    settings = Settings(
+        public_url="https://gw.example.com/base",
+        database_url="postgresql+asyncpg://maxgate:S3CRET-db@db.internal:5432/maxgate",
+        blob_url="s3://bucket/prefix?region=eu&access_key_id=AKIA&secret_access_key=S3CRET-s3",
+        rate_limit_storage="redis://:S3CRET-redis@127.0.0.1:6379/0",
+    )
+    for shown in (repr(settings), str(settings)):
+        assert "S3CRET" not in shown and "AKIA" not in shown
+    shown = repr(settings)
+    assert "postgresql+asyncpg://maxgate:***@db.internal:5432/maxgate" in shown
+    assert "s3://bucket/prefix?region=eu&access_key_id=***&secret_access_key=***" in shown
+    assert "redis://:***@127.0.0.1:6379/0" in shown
+    assert "https://gw.example.com/base" in shown
+    assert settings.database_url.endswith(":S3CRET-db@db.internal:5432/maxgate")  # kept as given
+    assert settings == Settings(
+        **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    )
+
+
 def test_secret_behaves_like_a_guarded_string() -> None:
     assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
     assert Secret("a") != "a"  # never equal to the bare string

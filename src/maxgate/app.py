@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import maxgate.api.methods  # noqa: F401 - registers every v3 method
+from maxgate.api.downloadguard import DownloadGuard
 from maxgate.api.errors import (
     api_error_handler,
     http_exception_handler,
@@ -27,6 +28,7 @@ from maxgate.api.health import health, ready
 from maxgate.api.home import home_page
 from maxgate.api.metrics import Metrics, MetricsMiddleware, Sent, metrics_endpoint
 from maxgate.api.openapi import docs_asset, docs_page, openapi_endpoint
+from maxgate.api.ratelimit import RateLimiter
 from maxgate.api.routing import V3_PATH, partner_endpoint, serve_v3, v3_endpoint, v3_label
 from maxgate.errors import ApiError, StorageFull
 from maxgate.runtime import Runtime
@@ -101,15 +103,30 @@ def create_app(settings: Settings, *, workers: bool = True) -> App:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The HTTP layer's own guards are handed to the routes through app.state, beside the
+        # runtime (the domain's parts), which knows nothing of them.
+        app.state.limiter = (
+            RateLimiter(
+                storage=settings.rate_limit_storage, overrides=settings.rate_limit_overrides
+            )
+            if settings.rate_limits
+            else None
+        )
+        app.state.download_guard = DownloadGuard(
+            per_client=settings.link_downloads_per_client,
+            per_instance=settings.link_downloads_per_instance,
+        )
         runtime = Runtime(settings)
-        await runtime.open()
-        if workers:
-            await runtime.start_workers()
-        app.state.runtime = runtime
         try:
+            await runtime.open()
+            if workers:
+                await runtime.start_workers()
+            app.state.runtime = runtime
             yield
         finally:
             await runtime.close()
+            if app.state.limiter is not None:
+                app.state.limiter.close()
 
     v3 = "/waInstance{id_instance}/{method}/{token}"
     routes = [

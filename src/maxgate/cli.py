@@ -45,6 +45,7 @@ from maxgate.client import (
     safe_file_name,
 )
 from maxgate.domain import filenames
+from maxgate.domain.messenger import InboundFile
 from maxgate.domain.records import Instance
 from maxgate.errors import ConfigError, MaxgateError
 from maxgate.net.listen import PortInUse, claim_port
@@ -57,7 +58,6 @@ from maxgate.settings import (
     setting,
     with_generated_secrets,
 )
-from maxgate.upstream.base import InboundFile
 
 T = TypeVar("T")
 

@@ -12,14 +12,11 @@ import logging
 
 import httpx
 
-from maxgate.api.downloadguard import DownloadGuard
-from maxgate.api.ratelimit import RateLimiter
-from maxgate.api.shapes import file_link
 from maxgate.blobs import BlobStore
 from maxgate.domain.files import Files
 from maxgate.domain.instances import Instances
 from maxgate.domain.journal import Journal
-from maxgate.domain.links import LinkSigner
+from maxgate.domain.links import LinkSigner, file_link
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.outbox import Outbox
 from maxgate.domain.retention import Retention
@@ -92,17 +89,6 @@ class Runtime:
         if settings.mirror_mode == "eager":
             self.journal.on_remote_file = self._mirror_wake.set
         self._workers: list[asyncio.Task[None]] = []
-        self.limiter = (
-            RateLimiter(
-                storage=settings.rate_limit_storage, overrides=settings.rate_limit_overrides
-            )
-            if settings.rate_limits
-            else None
-        )
-        self.download_guard = DownloadGuard(
-            per_client=settings.link_downloads_per_client,
-            per_instance=settings.link_downloads_per_instance,
-        )
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -171,8 +157,6 @@ class Runtime:
         await self.outbox.close()
         await self.webhooks.close()
         await self.files.close()
-        if self.limiter is not None:
-            self.limiter.close()
         await self.upstream.stop()
         if self._http is not None:
             await self._http.aclose()

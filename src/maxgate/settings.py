@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from maxgate.errors import ConfigError
 
@@ -369,9 +370,35 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 GENERATED_SECRETS = ("link_key", "partner_token")  # the secrets generated when left empty
 
 
+# Query parameters of a settings URL whose values are credentials (the blob URL's S3 keys).
+_SECRET_PARAMETER = re.compile(r"secret|token|password|passwd|key", re.IGNORECASE)
+
+
+def _shown(value: Any) -> Any:
+    """A setting's value for a repr: a URL's password and credential parameters masked."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "***"  # unparsable: it may hold anything
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}")
+    if any(_SECRET_PARAMETER.search(name) for name, _ in query):
+        masked = (f"{k}={'***' if _SECRET_PARAMETER.search(k) else v}" for k, v in query)
+        parts = parts._replace(query="&".join(masked))
+    return parts.geturl()
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
-    """The resolved settings the application runs with. Build it with ``load_settings``."""
+    """The resolved settings the application runs with. Build it with ``load_settings``.
+
+    Its repr shows no secret: ``Secret`` values are masked, and so are the passwords and
+    credential parameters of URLs (``database_url``, ``blob_url``, ``rate_limit_storage``).
+    """
 
     host: str = "127.0.0.1"
     port: int = 7880
@@ -401,6 +428,10 @@ class Settings:
     metrics_token: Secret = dataclasses.field(default_factory=lambda: Secret(""))
     workers: int = 1
     log_level: str = "info"
+
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={_shown(getattr(self, f.name))!r}" for f in dataclasses.fields(self))
+        return f"Settings({', '.join(shown)})"
 
     @property
     def data_path(self) -> Path:

@@ -154,6 +154,39 @@ async def test_a_refused_webhook_address_names_the_setting_after_the_old_text(
     assert "outbound_allow" in message and "MAXGATE_OUTBOUND_ALLOW" in message
 
 
+# Loopback and unspecified addresses written in the shorthand forms the system resolver
+# reads as addresses without asking DNS; the guard names them as written and as meant.
+SHORTHAND_LITERALS = [
+    ("127.1", "127.0.0.1", "loopback"),
+    ("2130706433", "127.0.0.1", "loopback"),
+    ("0x7f000001", "127.0.0.1", "loopback"),
+    ("017700000001", "127.0.0.1", "loopback"),
+    ("127.0.0.1.", "127.0.0.1", "loopback"),
+    ("0", "0.0.0.0", "unspecified"),
+]
+
+
+@pytest.mark.parametrize(("host", "address", "reason"), SHORTHAND_LITERALS)
+async def test_set_settings_refuses_shorthand_address_literals(
+    client: httpx.AsyncClient, account: Account, host: str, address: str, reason: str
+) -> None:
+    before = ok(await client.get(account.url("getSettings")))
+    response = await client.post(
+        account.url("setSettings"), json={"webhookUrl": f"http://{host}/hook"}
+    )
+    refused = f"address {host} ({address}) is not allowed ({reason})"
+    assert_error(response, 400, invalid(f"'webhookUrl' is not allowed: {refused}" + HINT))
+    assert ok(await client.get(account.url("getSettings"))) == before
+
+
+async def test_set_settings_takes_public_literals_and_names(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    for url in ("http://93.184.216.34/hook", "https://hooks.example.com./hook"):
+        assert ok(await client.post(account.url("setSettings"), json={"webhookUrl": url}))
+        assert ok(await client.get(account.url("getSettings")))["webhookUrl"] == url
+
+
 async def test_set_settings_bounds_are_inclusive(
     client: httpx.AsyncClient, account: Account
 ) -> None:

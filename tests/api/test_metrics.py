@@ -16,13 +16,13 @@ from maxgate.api import metrics as metrics_module
 from maxgate.api.files import serve_file
 from maxgate.api.metrics import Metrics, MetricsMiddleware
 from maxgate.app import create_app
+from maxgate.domain.messenger import InboundSink
 from maxgate.domain.records import FileRecord, Instance
 from maxgate.domain.records import Message as JournalMessage
 from maxgate.errors import StoreError, UpstreamError, UpstreamFileGone
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
 from maxgate.store import tables as t
-from maxgate.upstream.base import InboundSink
 from maxgate.upstream.counting import CountingUpstream
 from tests.api._support import CONTACT, assert_error, ok
 from tests.api.conftest import GatewayFactory

@@ -17,11 +17,11 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from maxgate.app import create_app
+from maxgate.domain.messenger import InboundFile
 from maxgate.domain.records import FileRecord
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings, load_settings
 from maxgate.store import tables as t
-from maxgate.upstream.base import InboundFile
 from tests.conftest import Account
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -94,6 +95,7 @@ async def test_starlettes_routes_answer_the_same(
     """The declared v3 routes are real: a plain Starlette app on them gives the same answers."""
     plain = Starlette(routes=app.routes, exception_handlers=app.exception_handlers)
     plain.state.runtime = runtime
+    plain.state.limiter, plain.state.download_guard = app.state.limiter, app.state.download_guard
     transport = httpx.ASGITransport(app=plain)
     fast = httpx.ASGITransport(app=app)
     requests = [
@@ -173,9 +175,43 @@ async def test_a_body_in_pieces_and_a_client_that_leaves(app: App, account: Acco
         {"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}
     )
     await exchange.run(app, _scope("POST", account.url("downloadFile")))
-    assert exchange.sent == []  # nobody to answer
+    # Answered all the same: granian reports a body it could not read (malformed chunked
+    # framing) as a disconnect too, and that client still listens.
+    _assert_bad_request(exchange)
     assert app.metrics is not None
     assert app.metrics._series[("downloadFile", 499)].count == 1
+
+
+def _assert_bad_request(exchange: Exchange) -> None:
+    assert exchange.sent[0]["status"] == 400
+    assert json.loads(exchange.sent[1]["body"]) == {
+        "statusCode": 400,
+        "error": "Bad Request",
+        "message": "Bad Request",
+    }
+
+
+async def test_a_client_leaving_mid_upload_is_answered_too(app: App, account: Account) -> None:
+    exchange = Exchange(
+        {"type": "http.request", "body": b"x" * 100, "more_body": True}, {"type": "http.disconnect"}
+    )
+    await exchange.run(app, _scope("POST", account.url("uploadFile")))  # a streamed body
+    _assert_bad_request(exchange)
+    assert app.metrics is not None
+    assert app.metrics._series[("uploadFile", 499)].count == 1
+
+
+async def test_an_answer_nobody_takes_is_no_error(app: App, account: Account) -> None:
+    class Closed(Exchange):
+        async def send(self, message: Message) -> None:
+            raise OSError("the connection is closed")  # what ASGI servers may raise
+
+    exchange = Closed(
+        {"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}
+    )
+    await exchange.run(app, _scope("POST", account.url("sendMessage")))
+    assert app.metrics is not None
+    assert app.metrics._series[("sendMessage", 499)].count == 1
 
 
 async def test_json_body_limit_while_reading(app: App, account: Account, runtime: Runtime) -> None:
@@ -208,6 +244,7 @@ async def test_file_links_bypass_the_router_and_other_verbs_do_not(
     assert post.json()["error"] == "Method Not Allowed"
     plain = Starlette(routes=app.routes, exception_handlers=app.exception_handlers)
     plain.state.runtime = app.state.runtime
+    plain.state.limiter, plain.state.download_guard = app.state.limiter, app.state.download_guard
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=plain), base_url=settings.base_url
     ) as c:
@@ -254,5 +291,6 @@ async def test_a_client_leaving_is_499_on_starlettes_routes_too(app: App) -> Non
     )
     with pytest.raises(ClientDisconnect):
         await exchange.run(app, _scope("POST", f"/partner/createInstance/{partner}"))
+    _assert_bad_request(exchange)  # Starlette's error middleware answers it (fault_error)
     assert app.metrics is not None
     assert app.metrics._series[("partner:createInstance", 499)].count == 1

@@ -326,6 +326,40 @@ async def test_a_refused_address_names_the_setting_after_the_old_text(
 
 
 @pytest.mark.parametrize(
+    ("host", "address", "reason"),
+    [
+        ("127.1", "127.0.0.1", "loopback"),
+        ("2130706433", "127.0.0.1", "loopback"),
+        ("0x7f000001", "127.0.0.1", "loopback"),
+        ("017700000001", "127.0.0.1", "loopback"),
+        ("127.0.0.1.", "127.0.0.1", "loopback"),
+        ("0", "0.0.0.0", "unspecified"),
+    ],
+)
+async def test_send_file_by_url_refuses_shorthand_address_literals(
+    client: httpx.AsyncClient,
+    account: Account,
+    file_server: FileServer,
+    host: str,
+    address: str,
+    reason: str,
+) -> None:
+    """The same up-front refusal as setSettings' webhookUrl (one guard), before any connection."""
+    file_server.serve("/secret.txt", b"internal")
+    url = f"http://{host}:{file_server.port}/secret.txt"
+    response = await client.post(
+        account.url("sendFileByUrl"), json={"chatId": CONTACT, "urlFile": url, "fileName": "s.txt"}
+    )
+    assert_error(
+        response,
+        400,
+        f"File from url could not be downloaded: address {host} ({address}) is not allowed"
+        f" ({reason}); allow it with the setting outbound_allow (MAXGATE_OUTBOUND_ALLOW)",
+    )
+    assert file_server.hits == []
+
+
+@pytest.mark.parametrize(
     ("url", "refusal"),
     [
         ("ftp://example.com/x", "scheme ftp is not allowed, only http and https"),

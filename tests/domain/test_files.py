@@ -18,11 +18,11 @@ import sqlalchemy as sa
 
 from maxgate.blobs import BlobStore, blob_key
 from maxgate.domain.files import Files
+from maxgate.domain.messenger import InboundFile, InboundSink
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import SizeLimitExceeded, UpstreamError, UpstreamFileGone
 from maxgate.store import tables as t
 from maxgate.store.database import Database
-from maxgate.upstream.base import InboundFile, InboundSink
 
 INSTANCE = 3100000001
 

@@ -17,11 +17,11 @@ from starlette.applications import Starlette
 from maxgate.app import create_app
 from maxgate.blobs import StoredBlob
 from maxgate.domain import journal as journal_module
+from maxgate.domain.messenger import InboundFile, InboundMessage
 from maxgate.errors import StoreConflict
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
 from maxgate.store import tables as t
-from maxgate.upstream.base import InboundFile, InboundMessage
 from tests.conftest import Account
 
 CONTACT = "20000001"

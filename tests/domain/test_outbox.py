@@ -27,12 +27,12 @@ from maxgate.domain import outbox as outbox_module
 from maxgate.domain.files import Files
 from maxgate.domain.instances import Instances
 from maxgate.domain.journal import Journal
+from maxgate.domain.messenger import InboundSink
 from maxgate.domain.outbox import MAX_ATTEMPTS, Outbox
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import UpstreamError, UpstreamFileGone
 from maxgate.store import tables as t
 from maxgate.store.database import Database
-from maxgate.upstream.base import InboundSink
 
 CONTACT = "20000001"
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import h11
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -138,6 +139,22 @@ async def test_user_info_becomes_basic_auth_unless_a_token_is_sent() -> None:
         await poster.close()
     assert seen.requests[0][1]["Authorization"] == "Basic aG9vazpwYTU1"
     assert seen.requests[1][1]["Authorization"] == "Bearer t"
+
+
+async def test_an_invalid_header_value_is_not_quoted_in_the_error() -> None:
+    """h11 quotes a header value it refuses; for a webhook token with a control character that
+    message would carry the token into the log and the database."""
+    poster = WebhookPoster(LOOPBACK)
+    try:
+        with server() as (seen, url):
+            with pytest.raises(h11.LocalProtocolError) as info:
+                headers = {"Authorization": "Bearer S3CRET-token\nX-Injected: 1"}
+                await poster.post(url, b"{}", headers, deadline=5)
+            assert "S3CRET" not in str(info.value)
+            assert info.value.__cause__ is None and info.value.__suppress_context__
+            assert seen.requests == []
+    finally:
+        await poster.close()
 
 
 async def test_the_guard_refuses_loopback_and_names_that_resolve_inside() -> None:

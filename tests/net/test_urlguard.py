@@ -6,14 +6,24 @@ No sockets here: these are pure checks (public addresses are judged, never conne
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
+import socket
+import sys
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from maxgate.errors import ConfigError, OutboundBlocked, OutboundError
-from maxgate.net.urlguard import ALLOW_HINT, AddressBlocked, UrlGuard, parse_allow_list, refusal
+from maxgate.net.urlguard import (
+    ALLOW_HINT,
+    AddressBlocked,
+    UrlGuard,
+    ip_literal,
+    parse_allow_list,
+    refusal,
+)
 
 BLOCKED = [
     # IPv4
@@ -238,6 +248,126 @@ def test_check_url_malformed(url: str, message: str) -> None:
 def test_check_url_refuses_literal_addresses(url: str) -> None:
     with pytest.raises(OutboundBlocked, match="is not allowed"):
         UrlGuard().check_url(url)
+
+
+# Hosts the system resolver takes for an IPv4 address without asking DNS (inet_aton's forms),
+# and the address each stands for.
+SHORTHAND = [
+    ("127.1", "127.0.0.1"),  # two parts: the last fills three bytes
+    ("127.0.1", "127.0.0.1"),  # three parts: the last fills two bytes
+    ("2130706433", "127.0.0.1"),  # one decimal number
+    ("0x7f000001", "127.0.0.1"),  # hexadecimal
+    ("0x7f.1", "127.0.0.1"),
+    ("017700000001", "127.0.0.1"),  # octal
+    ("0177.0.0.01", "127.0.0.1"),
+    ("127.000.000.001", "127.0.0.1"),  # leading zeros: octal, here still 127.0.0.1
+    ("127.0.0.1.", "127.0.0.1"),  # a trailing dot
+    ("127.1.", "127.0.0.1"),
+    ("0", "0.0.0.0"),
+    ("0x", "0.0.0.0"),  # no hex digits: 0, as browsers read it (inet_aton refuses it)
+    ("0.0.0.0.", "0.0.0.0"),
+    ("167772161", "10.0.0.1"),
+    ("0xa9fea9fe", "169.254.169.254"),
+    ("1", "0.0.0.1"),
+    ("4294967295", "255.255.255.255"),
+    ("1.16777215", "1.255.255.255"),
+    ("1572395042", "93.184.216.34"),  # a public address, written as a number
+]
+
+NOT_LITERALS = [
+    "example.com",
+    "example.com.",
+    "localhost",
+    "08",  # not octal: a name (DNS will not find it)
+    "4294967296",  # out of range
+    "256.1",
+    "1.16777216",
+    "1.2.3.4.5",  # five parts
+    "127.0.0.1..",
+    "0x1g",
+    "1e3",
+    "",
+    ".",
+]
+
+
+@pytest.mark.parametrize(("host", "address"), SHORTHAND)
+def test_ip_literal_reads_inet_aton_forms(host: str, address: str) -> None:
+    assert ip_literal(host) == ipaddress.ip_address(address)
+
+
+@pytest.mark.parametrize("host", NOT_LITERALS)
+def test_ip_literal_leaves_names_alone(host: str) -> None:
+    assert ip_literal(host) is None
+
+
+def test_ip_literal_reads_the_usual_forms() -> None:
+    assert ip_literal("93.184.216.34") == ipaddress.ip_address("93.184.216.34")
+    assert ip_literal("::ffff:127.0.0.1") == ipaddress.ip_address("::ffff:7f00:1")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="compares with glibc's inet_aton")
+def test_ip_literal_knows_every_address_inet_aton_reads() -> None:
+    """Every host the C library reads as an IPv4 address is one for the guard too, and the
+    same one (the guard may recognise more, never less: what it misses goes to DNS)."""
+    rng = random.Random(10)
+    accepted = 0
+    for _ in range(50_000):
+        host = "".join(rng.choice("0123456789xXaAfF.g") for _ in range(rng.randint(1, 14)))
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            continue
+        accepted += 1
+        assert ip_literal(host) == address, host
+    assert accepted > 1000
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "reason"),
+    [
+        ("127.1", "127.0.0.1", "loopback"),
+        ("2130706433", "127.0.0.1", "loopback"),
+        ("0x7f000001", "127.0.0.1", "loopback"),
+        ("0x7f.1", "127.0.0.1", "loopback"),
+        ("017700000001", "127.0.0.1", "loopback"),
+        ("127.0.0.1.", "127.0.0.1", "loopback"),
+        ("0", "0.0.0.0", "unspecified"),
+        ("0x", "0.0.0.0", "unspecified"),
+        ("167772161", "10.0.0.1", "private"),
+        ("0xa9fea9fe", "169.254.169.254", "cloud metadata"),
+    ],
+)
+def test_check_url_refuses_shorthand_literals(host: str, address: str, reason: str) -> None:
+    with pytest.raises(AddressBlocked) as info:
+        UrlGuard().check_url(f"http://{host}/hook")
+    assert str(info.value) == f"address {host} ({address}) is not allowed ({reason})"
+
+
+def test_check_url_refuses_dotted_quads_with_leading_zeros_as_malformed() -> None:
+    # httpx itself refuses them (it reads four dotted parts strictly): never reach a resolver.
+    with pytest.raises(OutboundError, match="malformed"):
+        UrlGuard().check_url("http://127.000.000.001/")
+
+
+def test_check_url_passes_public_literals_and_names() -> None:
+    for url in (
+        "http://93.184.216.34/",
+        "http://1572395042/",  # 93.184.216.34 as a number
+        "http://93.184.216.34./",
+        "https://example.com/hook",
+        "https://example.com./hook",
+        "http://08/",  # a name, judged when it is resolved
+    ):
+        assert UrlGuard().check_url(url).host
+
+
+def test_allow_list_opens_shorthand_literals() -> None:
+    guard = UrlGuard(parse_allow_list("127.0.0.0/8"))
+    guard.check_url("http://127.1/")
+    guard.check_url("http://2130706433/")
+    with pytest.raises(AddressBlocked, match="unspecified"):
+        guard.check_url("http://0/")
 
 
 def test_check_url_leaves_names_to_connect_time() -> None:

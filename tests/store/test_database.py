@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -188,3 +189,59 @@ async def test_repr_hides_the_password() -> None:
         assert "maxgate" in shown and "127.0.0.1" in shown and "***" in shown
     finally:
         await db.close()
+
+
+SECRET = "S3CRET-webhook-secret-7f3a"
+
+
+async def test_statement_parameters_never_reach_a_log(
+    sqlite_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiosqlite logs every operation at DEBUG with its arguments: the SQL parameters, webhook
+    secrets among them. Those lines never print, whatever the level."""
+    with caplog.at_level(logging.DEBUG):
+        async with sqlite_db.write() as conn:
+            await conn.execute(sa.text("SELECT :secret"), {"secret": SECRET})
+        async with sqlite_db.read() as conn:
+            await conn.execute(sa.text("SELECT :secret"), {"secret": SECRET})
+        await sqlite_db.transact(
+            lambda conn: conn.execute(sa.text("SELECT :secret"), {"secret": SECRET})
+        )
+    assert SECRET not in caplog.text
+    assert not [r for r in caplog.records if r.name == "aiosqlite" and r.levelno <= logging.DEBUG]
+
+
+async def test_sqlalchemy_errors_hide_the_parameters(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed statement's error (chained under the StoreError, and so in a logged traceback)
+    names the SQL but not its parameters; SQLAlchemy's own engine log hides them as well."""
+    db = Database(db_url)
+    try:
+        query = sa.text("SELECT * FROM no_such_table WHERE x = :secret")
+        with (
+            caplog.at_level(logging.INFO, logger="sqlalchemy.engine"),
+            pytest.raises(StoreError) as info,
+        ):
+            async with db.read() as conn:
+                await conn.execute(query, {"secret": SECRET})
+        cause = info.value.__cause__
+        assert isinstance(cause, sa.exc.DBAPIError)
+        assert "no_such_table" in str(cause)
+        assert SECRET not in str(cause) and SECRET not in str(info.value)
+        assert "no_such_table" in caplog.text  # the engine log was on
+        assert SECRET not in caplog.text
+    finally:
+        await db.close()
+
+
+async def test_every_engine_hides_parameters(tmp_path: Path) -> None:
+    for db in (
+        Database(_sqlite_url(tmp_path)),
+        Database("postgresql+asyncpg://maxgate@127.0.0.1:5432/maxgate"),  # never connects
+    ):
+        try:
+            assert db.engine.sync_engine.hide_parameters
+            assert db._sync_engine is None or db._sync_engine.hide_parameters
+        finally:
+            await db.close()

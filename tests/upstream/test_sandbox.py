@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from maxgate.blobs import BlobStore, StoredBlob
+from maxgate.domain.messenger import InboundFile
 from maxgate.domain.records import Message
 from maxgate.errors import UpstreamError, UpstreamFileGone
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
-from maxgate.upstream.base import InboundFile
 from maxgate.upstream.sandbox import Sandbox
 from tests.conftest import Account
 

@@ -1,7 +1,8 @@
 """The one error shape of the HTTP API, built by one function (spec §1.3).
 
 ``fault_error`` is the one place where an exception that no handler turned into an
-``ApiError`` gets its answer: 507 for a full store, 500 (a bug) for anything else.
+``ApiError`` gets its answer: 400 for a body that never arrived whole, 507 for a full store,
+500 (a bug) for anything else.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from http import HTTPStatus
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from maxgate.errors import ApiError, StorageFull
@@ -79,11 +80,16 @@ async def http_exception_handler(_request: Request, exc: Exception) -> Response:
 def fault_error(exc: BaseException) -> ApiError:
     """The answer for an exception that no handler turned into an ``ApiError``.
 
-    ``StorageFull`` (a store's disk is full, raised where the store writes) is 507
+    ``ClientDisconnect`` (the body ended in ``http.disconnect`` before it was whole) is 400
+    ``Bad Request``: the client left, or the server could not read the body's framing —
+    granian reports a malformed chunked body the same way — and whoever still listens gets
+    the answer. ``StorageFull`` (a store's disk is full, raised where the store writes) is 507
     ``Insufficient Storage: the file store is full`` / ``… the database is full``: the client
     did nothing wrong and may retry later. Anything else is a bug: 500, whose details never go
     to the client.
     """
+    if isinstance(exc, ClientDisconnect):
+        return ApiError(400, "Bad Request")
     if isinstance(exc, StorageFull):
         return ApiError(507, f"Insufficient Storage: the {exc.store} is full")
     return ApiError(500, "Internal Server Error")
@@ -97,7 +103,7 @@ def fault_response(exc: BaseException) -> Response:
 
 async def internal_error_handler(_request: Request, exc: Exception) -> Response:
     """A bug: 500 in our shape; the traceback goes to the log, never to the client. A full
-    store: 507 (``fault_response``)."""
+    store: 507, a body that never arrived whole: 400 (``fault_response``)."""
     return fault_response(exc)
 
 

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from maxgate.api.downloadguard import DownloadGuard
 from maxgate.api.errors import error_response, fault_response
 from maxgate.blobs import blob_key
 from maxgate.domain.records import FileRecord
@@ -164,7 +165,8 @@ async def serve_file(request: Request) -> Response:
         if ranges is None and "range" in request.headers:
             response = _IgnoringRange(response)
     client = request.client.host if request.client else "unknown"
-    return runtime.download_guard.guard(client, instance_id, response)
+    guard: DownloadGuard = request.app.state.download_guard
+    return guard.guard(client, instance_id, response)
 
 
 async def _present(

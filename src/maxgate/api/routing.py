@@ -8,6 +8,7 @@ on a known method is a CORS preflight, answered right after the route check
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import logging
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from maxgate.api.cors import ALLOW_ORIGIN, EXPOSE, preflight
 from maxgate.api.errors import error_response, fault_error
+from maxgate.api.ratelimit import RateLimiter
 from maxgate.api.schemas import Body, JsonSchema, Param, as_body
 from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.records import Instance
@@ -193,12 +195,12 @@ V3_PATH = re.compile(r"(?:/v3)?/waInstance([^/]+)/([^/]+)/([^/]+)(?:/([^/]+))?")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class V3Path:
-    """The parts of a v3 request path."""
+    """The parts of a v3 request path (the token is left out of the repr: a secret)."""
 
     id_instance: str
     method: str
-    token: str
-    extra: str | None
+    token: str = dataclasses.field(repr=False)
+    extra: str | None = None
 
 
 _CORS_ERROR_HEADERS = dict([ALLOW_ORIGIN, EXPOSE])
@@ -234,8 +236,9 @@ async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path
             raise ApiError(401, "Unauthorized")
         if instance.deleted:
             raise ApiError(400, "Instance is deleted")
-        if runtime.limiter is not None:
-            await runtime.limiter.check(instance.id, spec.name.lower())
+        limiter: RateLimiter | None = scope["app"].state.limiter
+        if limiter is not None:
+            await limiter.check(instance.id, spec.name.lower())
         if spec.needs_upstream and instance.state != "authorized":
             raise ApiError(400, "instance is starting or not authorized")
         return await spec.handler(Call(scope, receive, runtime, instance, path.extra))
@@ -280,14 +283,21 @@ async def serve_v3(
     This is the hot path of every method (``downloadFile`` at thousands per second): no route
     scan, no request object unless the handler asks for one, a 200 JSON answer sent as two
     ASGI messages. Returns the status sent, or 499 when the client left while sending its
-    body. A bug in a handler becomes a 500 in the error shape, logged with its traceback, as
-    Starlette's error middleware does for the other routes.
+    body (answered ``400 Bad Request`` all the same: see ``fault_error``). A bug in a handler
+    becomes a 500 in the error shape, logged with its traceback, as Starlette's error
+    middleware does for the other routes.
     """
     path = V3Path(*match.groups())
     try:
         result = await v3_call(runtime, scope, receive, path)
-    except ClientDisconnect:
-        return CLIENT_GONE  # nobody to answer
+    except ClientDisconnect as exc:
+        # The body never arrived whole. The client left, or granian could not read the body's
+        # framing (a malformed chunked body reaches us as http.disconnect, and granian would
+        # answer a plain-text 500 for an app that sends nothing): answer 400 for whoever still
+        # listens, and count the request as a client gone.
+        with contextlib.suppress(OSError):  # ASGI: sending on a closed connection may raise
+            await cors_error(fault_error(exc))(scope, receive, send)
+        return CLIENT_GONE
     except StorageFull as exc:
         log.warning("%s %s: %s", scope["method"], v3_label(match), exc)  # no traceback: not a bug
         fault = fault_error(exc)

@@ -5,25 +5,12 @@ Links are rendered here, when read, never stored: a journal never holds a dead l
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from maxgate.domain.links import LinkSigner
-from maxgate.domain.records import FileRecord, Message
+from maxgate.domain.links import LinkSigner, file_link
+from maxgate.domain.records import Message
 
 TEXT_KINDS = ("textMessage", "extendedTextMessage")
-
-
-def link_expiry(file: FileRecord, retention: float) -> int:
-    """Until when a freshly rendered link works: the file's retention end, or — for a file
-    whose retention already ended — a new period (opening the link fetches it again)."""
-    now = time.time()
-    return int(file.expires_at if file.expires_at > now else now + retention)
-
-
-def file_link(signer: LinkSigner, file: FileRecord, retention: float) -> str:
-    """A signed link to a file."""
-    return signer.url(file.instance_id, file.id, file.file_name, link_expiry(file, retention))
 
 
 def journal_item(message: Message, signer: LinkSigner, retention: float) -> dict[str, Any]:

@@ -20,12 +20,12 @@ import sqlalchemy as sa
 
 from maxgate.blobs import BlobStore, StoredBlob, blob_key
 from maxgate.domain import ids, thumbnails
+from maxgate.domain.messenger import InboundFile, Upstream
 from maxgate.domain.records import FileRecord
 from maxgate.errors import BlobError, MaxgateError, SizeLimitExceeded, UpstreamError
 from maxgate.net.deadlines import TransferDeadline, paced
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
-from maxgate.upstream.base import InboundFile, Upstream
 
 _BY_ID = sa.select(t.files).where(t.files.c.id == sa.bindparam("file_id"))
 

@@ -19,12 +19,12 @@ from maxgate.domain import ids
 from maxgate.domain import notifications as n
 from maxgate.domain.files import Files, row_to_file, row_to_file_values
 from maxgate.domain.instances import Instances
+from maxgate.domain.messenger import InboundMessage
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import StoreConflict
 from maxgate.store import tables as t
 from maxgate.store.database import Database, upsert
-from maxgate.upstream.base import InboundMessage
 
 _STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 

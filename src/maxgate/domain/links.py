@@ -12,7 +12,10 @@ import base64
 import functools
 import hashlib
 import hmac
+import time
 from urllib.parse import quote
+
+from maxgate.domain.records import FileRecord
 
 MAX_CACHED_INSTANCES = 10_000  # keyed HMACs kept (~0.9 KB each); the cache restarts when full
 
@@ -61,3 +64,15 @@ class LinkSigner:
         sig = self.signature(instance_id, file_id, expires)
         name = _quoted(file_name or "file")
         return f"{self.base_url}/files/{instance_id}/{file_id}/{name}?exp={expires}&sig={sig}"
+
+
+def link_expiry(file: FileRecord, retention: float) -> int:
+    """Until when a freshly rendered link works: the file's retention end, or — for a file
+    whose retention already ended — a new period (opening the link fetches it again)."""
+    now = time.time()
+    return int(file.expires_at if file.expires_at > now else now + retention)
+
+
+def file_link(signer: LinkSigner, file: FileRecord, retention: float) -> str:
+    """A signed link to a file, rendered when read (a journal never holds a dead link)."""
+    return signer.url(file.instance_id, file.id, file.file_name, link_expiry(file, retention))

@@ -54,11 +54,11 @@ from maxgate.domain.drains import Drains
 from maxgate.domain.files import Files
 from maxgate.domain.instances import Instances
 from maxgate.domain.journal import Journal
+from maxgate.domain.messenger import Upstream
 from maxgate.domain.records import Message
 from maxgate.errors import MaxgateError
 from maxgate.store import tables as t
 from maxgate.store.database import Database
-from maxgate.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,48 @@
-"""Plain records the domain hands around: an instance, a file, a journal message."""
+"""Plain records the domain hands around: an instance, a file, a journal message.
+
+No secret shows in a record's repr (or str): an instance's settings hold the webhook token
+and secret, shown masked.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from urllib.parse import urlsplit
+
+SECRET_SETTINGS = frozenset({"webhookUrlToken", "webhookSecret"})
+"""The settings that are secrets: write-only over the API, masked in every repr."""
+
+MASK = "***"
+
+
+def masked_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` fit for a repr or a log: each secret set (``SECRET_SETTINGS``) is ``***``,
+    and so is the user and password part of ``webhookUrl``."""
+    shown = {
+        key: MASK if key in SECRET_SETTINGS and value else value for key, value in settings.items()
+    }
+    url = shown.get("webhookUrl")
+    if isinstance(url, str) and "@" in url:
+        shown["webhookUrl"] = _masked_userinfo(url)
+    return shown
+
+
+def _masked_userinfo(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK  # unparsable: it may hold anything
+    _userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    return parts._replace(netloc=f"{MASK}@{host}").geturl()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Instance:
-    """One gateway instance (an account on the messenger)."""
+    """One gateway instance (an account on the messenger). Its repr masks the secrets among its
+    settings (``masked_settings``); equality and the values themselves are untouched."""
 
     id: int
     name: str
@@ -23,6 +57,11 @@ class Instance:
     def wid(self) -> str:
         """The account id in the vendor's form."""
         return f"{self.phone}@c.us"
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["settings"] = masked_settings(self.settings)
+        return f"Instance({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

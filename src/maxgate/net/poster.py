@@ -53,7 +53,15 @@ class _Connection:
     async def post(self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
         """Send one POST and read its answer; returns the status. Raises on any failure."""
         protocol = self.protocol
-        out = protocol.send(h11.Request(method=b"POST", target=target, headers=headers))
+        try:
+            request = h11.Request(method=b"POST", target=target, headers=headers)
+        except h11.LocalProtocolError:
+            # h11's message quotes the refused value, which may be the webhook's token (a
+            # control character in it): the error goes to the log and the database.
+            raise h11.LocalProtocolError(
+                "a header of the request is not valid HTTP (a control character in a value?)"
+            ) from None
+        out = protocol.send(request)
         out = (out or b"") + (protocol.send(h11.Data(data=body)) or b"")
         out += protocol.send(h11.EndOfMessage()) or b""
         self.writer.write(out)

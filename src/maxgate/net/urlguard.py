@@ -13,6 +13,11 @@ back the answer as a "file". The guard refuses every address that is not plainly
   ``2002::/16``, Teredo ``2001::/32``): the embedded IPv4 address is checked as well;
 * cloud metadata endpoints (AWS, GCP, Azure, Alibaba, Oracle, Tencent).
 
+An IP literal is any host the system resolver would take for one without asking DNS
+(``ip_literal``): besides the usual forms, the shorthand IPv4 forms of ``inet_aton`` —
+``127.1``, ``2130706433``, ``0x7f000001``, ``017700000001`` — and a dotted quad with a trailing
+dot (``127.0.0.1.``), so that none of them slips past the up-front check as a "name".
+
 The operator may allow-list networks with CIDRs (``MAXGATE_OUTBOUND_ALLOW``). Metadata
 addresses are stricter on purpose: a broad entry such as ``0.0.0.0/0`` or ``169.254.0.0/16``
 does not open them, only an entry naming the single address (``169.254.169.254/32``) does.
@@ -30,6 +35,7 @@ DNS rebinding cannot slip a different address past the check) lives in ``maxgate
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -44,6 +50,7 @@ __all__ = [
     "IPAddress",
     "IPNetwork",
     "UrlGuard",
+    "ip_literal",
     "parse_allow_list",
     "refusal",
 ]
@@ -202,6 +209,47 @@ def _own_reason(address: IPAddress) -> str | None:
     return None
 
 
+# One part of an IPv4 address as inet_aton reads it: hexadecimal, octal (a leading 0) or decimal.
+_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+
+
+def _part_value(part: str) -> int:
+    if part[:2] in ("0x", "0X"):
+        return int(part[2:] or "0", 16)  # "0x" alone is 0, as browsers read it
+    return int(part, 8 if part.startswith("0") else 10)
+
+
+def _ipv4_shorthand(host: str) -> IPv4Address | None:
+    """The address of an IPv4 literal in one of the forms ``inet_aton`` accepts (1 to 4 parts,
+    each decimal, octal or hexadecimal, the last one filling the remaining bytes), with an
+    optional trailing dot; ``None`` for anything else, including out-of-range parts."""
+    parts = host.removesuffix(".").split(".")
+    if len(parts) > 4 or not all(_IPV4_PART.fullmatch(part) for part in parts):
+        return None
+    *head, last = (_part_value(part) for part in parts)
+    if any(value > 0xFF for value in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    packed = last
+    for position, value in enumerate(head):
+        packed |= value << (24 - 8 * position)
+    return IPv4Address(packed)
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address ``host`` (a URL's host, without brackets) denotes when it is an IP literal,
+    or ``None`` when it is a name to resolve.
+
+    Besides the forms ``ipaddress`` reads, this recognises what ``inet_aton`` (and so
+    ``getaddrinfo``) takes for an IPv4 address without asking DNS — ``127.1``, ``2130706433``,
+    ``0x7f000001``, ``017700000001``, ``0`` — and a trailing dot (``127.0.0.1.``), which some
+    resolvers and every browser strip.
+    """
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return _ipv4_shorthand(host)
+
+
 def _parse_address(address: str | IPAddress) -> IPAddress:
     if isinstance(address, IPv4Address | IPv6Address):
         return address
@@ -308,9 +356,14 @@ class UrlGuard:
             raise OutboundError("the URL has no host")
         if parsed.port is not None and not 0 < parsed.port < 65536:
             raise OutboundError(f"the URL's port {parsed.port} is out of range")
-        try:
-            literal = ipaddress.ip_address(parsed.host)
-        except ValueError:
+        literal = ip_literal(parsed.host)
+        if literal is None:
             return parsed
-        self.check_address(literal)
+        reason = self.blocked_reason(literal)
+        if reason is not None:
+            shown = str(literal)
+            if isinstance(literal, IPv4Address) and parsed.host != shown:
+                # A shorthand form: named as written and as the address it stands for.
+                shown = f"{parsed.host} ({literal})"
+            raise AddressBlocked(f"address {shown} is not allowed ({reason})", reason)
         return parsed

@@ -5,6 +5,10 @@ so two writers queue instead of failing half-way with "database is locked". Driv
 translated into ``StoreError``/``StoreConflict`` here, at the boundary, and a full disk into
 ``StoreFull`` (SQLITE_FULL "database or disk is full"; PostgreSQL's disk_full, SQLSTATE 53100
 "could not extend file"; see ``maxgate.space``).
+
+Statement parameters carry secrets (an instance's webhook token and secret): the engines hide
+them from SQLAlchemy's messages and logs (``hide_parameters``), and aiosqlite's DEBUG lines,
+which show them, are dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -45,6 +50,8 @@ class Database:
             directory = Path(parsed.database or "").parent
             directory.mkdir(parents=True, exist_ok=True)
             self._data_dir = str(directory)
+        if self.dialect == "sqlite":
+            _quiet_driver_log()
         self.engine: AsyncEngine = create_async_engine(url, **_engine_options(self.dialect))
         self._reader: SqliteReader | None = None
         self._write_lock = asyncio.Lock()
@@ -58,6 +65,7 @@ class Database:
                     parsed.set(drivername="sqlite"),
                     connect_args={"timeout": 30, "check_same_thread": False},
                     poolclass=sa.pool.StaticPool,
+                    hide_parameters=True,
                 )
                 _configure_sqlite(self._sync_engine)
                 self._writer = concurrent.futures.ThreadPoolExecutor(
@@ -226,8 +234,21 @@ def _upgrade(sync_conn: sa.Connection) -> None:
 
 def _engine_options(dialect: str) -> dict[str, Any]:
     if dialect == "sqlite":
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, "hide_parameters": True}
+
+
+def _no_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+def _quiet_driver_log() -> None:
+    """Keep aiosqlite's DEBUG lines out of every log, whatever the level: it logs each
+    operation with its arguments, the SQL parameters (secrets among them). Its other lines
+    still get through, as the logging configuration says."""
+    logger = logging.getLogger("aiosqlite")
+    if _no_debug not in logger.filters:
+        logger.addFilter(_no_debug)
 
 
 def _configure_sqlite(engine: AsyncEngine | sa.Engine) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from maxgate.domain.messenger import InboundSink, Upstream
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import UpstreamError
-from maxgate.upstream.base import InboundSink, Upstream
 
 OPERATIONS = ("send", "fetch_file", "check_account")
 

@@ -27,11 +27,11 @@ import sqlalchemy as sa
 from maxgate.blobs import BlobStore
 from maxgate.domain import ids
 from maxgate.domain.instances import Instances
+from maxgate.domain.messenger import InboundFile, InboundMessage, InboundSink
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import BlobError, BlobNotFound, UpstreamError, UpstreamFileGone
 from maxgate.store import tables as t
 from maxgate.store.database import Database
-from maxgate.upstream.base import InboundFile, InboundMessage, InboundSink
 
 STATUS_STEP_SECONDS = 0.05
 QR_SCAN_SECONDS = 1.0  # the sandbox's phone scans a handed-out QR code after this long

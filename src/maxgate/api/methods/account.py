@@ -11,7 +11,7 @@ from maxgate.api.routing import Call, method
 from maxgate.api.schemas import JsonBody
 from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.instances import DELAY_RANGE, YES_NO_SETTINGS
-from maxgate.domain.records import Instance
+from maxgate.domain.records import SECRET_SETTINGS, Instance
 from maxgate.errors import OutboundBlocked, OutboundError
 from maxgate.net.urlguard import refusal
 
@@ -44,7 +44,7 @@ def settings_view(instance: Instance) -> dict[str, Any]:
     """The instance's settings object (the webhook token and secret are write-only: shown
     masked)."""
     view: dict[str, Any] = {"wid": instance.wid, "typeInstance": "v3", **instance.settings}
-    for secret in ("webhookUrlToken", "webhookSecret"):
+    for secret in SECRET_SETTINGS:
         if view.get(secret):
             view[secret] = TOKEN_MASK
     return view
@@ -58,7 +58,7 @@ def validated_settings(call: Call, body: Any) -> dict[str, Any]:
     if not known:
         raise validation_failed("'value' must have at least 1 keys")
     values = validate(known, SETTABLE, min_keys=1)
-    for secret in ("webhookUrlToken", "webhookSecret"):
+    for secret in SECRET_SETTINGS:
         if values.get(secret) == TOKEN_MASK:
             # A client writing back what getSettings showed keeps the real value.
             del values[secret]

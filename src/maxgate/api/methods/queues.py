@@ -6,7 +6,7 @@ from typing import Any
 
 from maxgate.api import schemas
 from maxgate.api.routing import Call, method
-from maxgate.api.shapes import file_link
+from maxgate.domain.links import file_link
 
 
 @method("showMessagesQueue", "GET", answer=schemas.MESSAGES_QUEUE)

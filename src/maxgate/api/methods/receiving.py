@@ -7,8 +7,8 @@ from typing import Any
 from maxgate.api import schemas
 from maxgate.api.errors import bad_request
 from maxgate.api.routing import Call, method
-from maxgate.api.shapes import file_link
 from maxgate.api.validation import CHAT_ID, Field
+from maxgate.domain.links import file_link
 from maxgate.errors import ApiError, BlobError, UpstreamError
 
 DOWNLOAD_FILE = (Field("chatId", pattern=CHAT_ID), Field("idMessage", max_length=64))

@@ -18,10 +18,10 @@ from maxgate.api.errors import bad_request, validation_failed
 from maxgate.api.multipart import FilePartInfo, read_multipart
 from maxgate.api.routing import Call, method
 from maxgate.api.schemas import MultipartBody, Param, RawBody
-from maxgate.api.shapes import file_link
 from maxgate.api.validation import CHAT_ID, Field, validate
 from maxgate.blobs import BlobWriter, StoredBlob
 from maxgate.domain import filenames
+from maxgate.domain.links import file_link
 from maxgate.domain.records import FileRecord
 from maxgate.errors import (
     ApiError,

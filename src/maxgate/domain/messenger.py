@@ -1,4 +1,6 @@
-"""The upstream interface: what maxgate needs from a messenger (sandbox, MAX Bot API, …)."""
+"""The messenger port: what maxgate needs from a messenger (sandbox, MAX Bot API, …), and the
+shapes in which a messenger reports what happens. The domain depends on this; the adapters in
+``maxgate.upstream`` implement it."""
 
 from __future__ import annotations
 
