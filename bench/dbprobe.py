@@ -25,10 +25,11 @@ import sqlalchemy as sa
 
 from maxgate.api.shapes import file_link
 from maxgate.domain.instances import Instances
-from maxgate.domain.journal import _MESSAGE_QUERY, _row_to_message
+from maxgate.domain.journal import _row_to_message
 from maxgate.runtime import Runtime
 from maxgate.settings import load_settings
 from maxgate.store import tables as t
+from maxgate.store.messages import MESSAGE_QUERY as _MESSAGE_QUERY
 
 _JOIN = (
     "SELECT m.*, f.* FROM messages m LEFT OUTER JOIN files f ON f.id = m.file_id"

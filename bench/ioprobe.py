@@ -24,7 +24,8 @@ import httpx
 
 from bench.common import REPO, SERVER_CPU, VENV_BIN
 from maxgate.blobs import BlobStore
-from maxgate.net.http import fetch, outbound_client
+from maxgate.net.client import OutboundClient, outbound_client
+from maxgate.net.http import fetch
 from maxgate.net.urlguard import UrlGuard
 
 LIMIT = 4 * 1024**3
@@ -77,34 +78,34 @@ async def _probe(url: str, folder: Path, size: int) -> None:
     guard = UrlGuard((ipaddress.ip_network("127.0.0.0/8"),))
     store = BlobStore((folder / "probe-blobs").as_uri())
 
-    async def sha256_alone(client: httpx.AsyncClient) -> None:
+    async def sha256_alone(client: OutboundClient) -> None:
         digest = hashlib.sha256()
         data = os.urandom(MIB)
         for _ in range(size // MIB):
             digest.update(data)
 
-    async def client_only(client: httpx.AsyncClient) -> None:
-        async with client.stream("GET", url) as response:
+    async def client_only(_client: OutboundClient) -> None:
+        async with httpx.AsyncClient() as plain, plain.stream("GET", url) as response:
             async for _chunk in response.aiter_raw():
                 pass
 
-    async def client_hash(client: httpx.AsyncClient) -> None:
+    async def client_hash(_client: OutboundClient) -> None:
         digest = hashlib.sha256()
-        async with client.stream("GET", url) as response:
+        async with httpx.AsyncClient() as plain, plain.stream("GET", url) as response:
             async for chunk in response.aiter_raw():
                 digest.update(chunk)
 
-    async def maxgate_fetch(client: httpx.AsyncClient) -> None:
+    async def maxgate_fetch(client: OutboundClient) -> None:
         async with fetch(client, url, limit=LIMIT, guard=guard, deadline=600) as (_, chunks):
             async for _chunk in chunks:
                 pass
 
-    async def sendfilebyurl_path(client: httpx.AsyncClient) -> None:
+    async def sendfilebyurl_path(client: OutboundClient) -> None:
         async with fetch(client, url, limit=LIMIT, guard=guard, deadline=600) as (_, chunks):
             blob = await store.write(chunks, limit=LIMIT)
         await store.delete(blob.key)
 
-    async def inline_file(client: httpx.AsyncClient) -> None:
+    async def inline_file(client: OutboundClient) -> None:
         digest = hashlib.sha256()
         target = folder / "probe-inline.bin"
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -117,8 +118,8 @@ async def _probe(url: str, folder: Path, size: int) -> None:
             os.close(fd)
             target.unlink()
 
-    def from_memory(chunk_size: int) -> Callable[[httpx.AsyncClient], Awaitable[None]]:
-        async def run(client: httpx.AsyncClient) -> None:
+    def from_memory(chunk_size: int) -> Callable[[OutboundClient], Awaitable[None]]:
+        async def run(_client: OutboundClient) -> None:
             data = os.urandom(chunk_size)
 
             async def chunks() -> AsyncIterator[bytes]:
@@ -130,12 +131,11 @@ async def _probe(url: str, folder: Path, size: int) -> None:
 
         return run
 
-    # Each step gets a new client: a connection kept from an earlier step would be a second
-    # answer on its connection, which fetch() leaves to httpx (maxgate.net.rawbody).
-    steps: list[tuple[str, Callable[[httpx.AsyncClient], Awaitable[None]]]] = [
+    # Each step gets a new client, so no step reuses a connection an earlier one kept.
+    steps: list[tuple[str, Callable[[OutboundClient], Awaitable[None]]]] = [
         ("sha256 alone (hashlib, 1 MiB pieces in memory)", sha256_alone),
-        ("httpx stream (1 MiB socket reads), discard", client_only),
-        ("httpx stream + sha256", client_hash),
+        ("httpx stream (for comparison), discard", client_only),
+        ("httpx stream (for comparison) + sha256", client_hash),
         ("maxgate fetch() (guard, deadlines), discard", maxgate_fetch),
         ("fetch() + BlobStore.write = sendFileByUrl", sendfilebyurl_path),
         ("fetch() + sha256 + os.write on the loop", inline_file),

@@ -132,7 +132,6 @@ def run(options: Options) -> Result:
         write_random(folder / "www" / "big.bin", size)
         flags = {"outbound_allow": "127.0.0.0/8", "max_file_size": "3GB"}
         main_dir, nosync_dir = folder / "data", folder / "data-nosync"
-        instances = {d: create_instance(d) for d in (main_dir, nosync_dir)}
         nosync_url = f"{(nosync_dir / 'blobs').as_uri()}?fsync=false"
         with contextlib.ExitStack() as stack:
             nginx, nginx_url = start_nginx(folder / "www", cpu=CLIENT_CPU)
@@ -141,6 +140,8 @@ def run(options: Options) -> Result:
             stack.callback(server.stop)
             nosync = start_maxgate(nosync_dir, name="maxgate-nosync", blob_url=nosync_url, **flags)
             stack.callback(nosync.stop)
+            # After serve: only serve makes a data dir (the CLI refuses a missing one).
+            instances = {d: create_instance(d) for d in (main_dir, nosync_dir)}
             url = f"{nginx_url}/big.bin"
             curl_once(url, folder / "curl.bin", fsync=False)  # warm the upstream's page cache
             times: dict[str, list[float]] = {

@@ -73,3 +73,58 @@ def test_the_walk_sees_a_cycle() -> None:
         list(graphlib.TopologicalSorter({"a": {"b"}, "b": {"a"}}).static_order())
     tree = ast.parse("from maxgate.api.routing import x\nimport maxgate.store.tables\n")
     assert imported(tree) == {"api", "store"}
+
+
+def modules_imported(tree: ast.AST) -> set[str]:
+    """Every module an import names in full (``import a.b`` and ``from a.b import c``: a.b)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return names
+
+
+@pytest.mark.parametrize("package", ["domain", "api", "upstream"])
+def test_sql_lives_in_the_store(package: str) -> None:
+    """The store is a port: the domain, the HTTP layer and the messenger adapters write no SQL
+    (no ``sqlalchemy``, no table of ``store.tables``); the queries are ``store/``'s."""
+    offenders = []
+    for path in sorted((SRC / package).rglob("*.py")):
+        names = modules_imported(ast.parse(path.read_text(encoding="utf-8")))
+        bad = {n for n in names if n.split(".")[0] == "sqlalchemy" or n == "maxgate.store.tables"}
+        if bad:
+            offenders.append(f"{path.relative_to(SRC)}: {sorted(bad)}")
+    assert offenders == []
+
+
+# The packages from the outside in: a package imports only packages of later layers. This is the
+# diagram of docs/architecture.md ("Which package may import which"), checked.
+LAYERS = [
+    {"__main__"},  # python -m maxgate
+    {"cli", "app"},  # entry points
+    {"api"},  # the HTTP edge
+    {"runtime"},  # builds the parts, picks the adapters
+    {"upstream"},  # messenger adapters
+    {"domain"},  # the rules and the ports they call
+    # adapters of the domain's own ports; the client and the fake Bot API (standalone: they
+    # import nothing of the gateway)
+    {"store", "blobs", "net", "client", "fakemax"},
+    {"settings"},
+    {"errors", "space", "__init__"},
+]
+
+
+def test_every_arrow_points_inwards() -> None:
+    layer_of = {package: n for n, layer in enumerate(LAYERS) for package in layer}
+    graph = package_graph()
+    assert set(graph) <= set(layer_of), f"packages in no layer: {set(graph) - set(layer_of)}"
+    backwards = [
+        f"{package} → {target}"
+        for package, targets in graph.items()
+        for target in targets
+        if layer_of[target] <= layer_of[package]
+    ]
+    assert backwards == [], "imports against the layers: " + ", ".join(sorted(backwards))

@@ -9,31 +9,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-import httpx
+from collections.abc import Callable
 
 from maxgate.blobs import BlobStore
 from maxgate.domain.files import Files
 from maxgate.domain.instances import Instances
 from maxgate.domain.journal import Journal
 from maxgate.domain.links import LinkSigner, file_link
+from maxgate.domain.messenger import Upstream
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.outbox import Outbox
 from maxgate.domain.retention import Retention
 from maxgate.domain.webhooks import Webhooks
 from maxgate.errors import MaxgateError
-from maxgate.net.http import outbound_client
+from maxgate.net.client import OutboundClient, outbound_client
 from maxgate.net.poster import WebhookPoster
 from maxgate.net.urlguard import UrlGuard
 from maxgate.settings import MAX_FILE_SIZE_CAP, Settings
 from maxgate.store.database import Database
 from maxgate.upstream.counting import CountingUpstream
+from maxgate.upstream.router import Upstreams
 from maxgate.upstream.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
 TEMP_BLOB_AGE = 6 * 3600.0
 SWEEP_INTERVAL = 60.0
+
+
+def _sandbox(runtime: Runtime) -> Upstream:
+    return runtime.sandbox
+
+
+UPSTREAM_KINDS: dict[str, Callable[[Runtime], Upstream]] = {"sandbox": _sandbox}
+"""The messenger adapters a server can host, by kind: a builder from the runtime's parts. A
+new upstream is one module in ``maxgate.upstream`` implementing ``Upstream``, registered here;
+each instance names its kind (``instance create --upstream``), the setting ``upstream`` the
+kind of instances created without one."""
 
 
 class Runtime:
@@ -43,14 +55,17 @@ class Runtime:
         self.settings = settings
         self.db = Database(settings.resolved_database_url)
         self.blobs = BlobStore(settings.resolved_blob_url)
-        self.instances = Instances(self.db)
+        self.instances = Instances(self.db, default_upstream=settings.upstream)
         self.sandbox = Sandbox(
-            self.db,
-            BlobStore(settings.sandbox_blob_url),
-            self.instances,
-            retention=settings.sandbox_retention,
+            self.db, BlobStore(settings.sandbox_blob_url), retention=settings.sandbox_retention
         )
-        self.upstream = CountingUpstream(self.sandbox)  # errors by operation, for /metrics
+        # One adapter per kind; each instance's calls go to its own kind's (upstream/router.py).
+        self.upstreams = Upstreams(
+            {kind: build(self) for kind, build in UPSTREAM_KINDS.items()},
+            default=settings.upstream,
+            kind_of=self._upstream_kind,
+        )
+        self.upstream = CountingUpstream(self.upstreams)  # errors by operation, for /metrics
         self.files = Files(
             self.db,
             self.blobs,
@@ -75,12 +90,12 @@ class Runtime:
         self.outbox = Outbox(self.db, self.instances, self.journal, self.files, self.upstream)
         self.journal.on_outbox = self.outbox.notify
         self.guard = UrlGuard(settings.outbound_allow)
-        self._http: httpx.AsyncClient | None = None
+        self._http: OutboundClient | None = None
         self.webhooks = Webhooks(
             self.db,
             self.instances,
             self.notifications,
-            WebhookPoster(self.guard),
+            WebhookPoster(lambda: self.http),  # the shared outbound client, made on first use
             timeout=settings.webhook_timeout,
             retry_delays=settings.webhook_retry_delays,
         )
@@ -90,8 +105,12 @@ class Runtime:
             self.journal.on_remote_file = self._mirror_wake.set
         self._workers: list[asyncio.Task[None]] = []
 
+    async def _upstream_kind(self, instance_id: int) -> str | None:
+        instance = await self.instances.get(instance_id)
+        return instance.upstream if instance is not None else None
+
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> OutboundClient:
         """The guarded outbound HTTP client (sendFileByUrl, webhooks), made on first use."""
         if self._http is None:
             self._http = outbound_client(self.guard, timeout=self.settings.outbound_timeout)

@@ -7,6 +7,9 @@ the application itself takes a ``Settings`` object.
 
 Precedence, highest first: command-line flag, environment variable ``MAXGATE_*``, the TOML file
 given with ``--config``, the default.
+
+Over 500 lines because ``SETTINGS`` is the table of every setting with its help text — data
+that the flags, the docs and validation are derived from; keeping it in one place is the point.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ state gauges read from the database, optional bearer auth, one registry per app.
 
 from __future__ import annotations
 
-import types
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message, Receive, Scope, Send
 
 from maxgate.api import metrics as metrics_module
-from maxgate.api.files import serve_file
+from maxgate.api.files import serve_link
 from maxgate.api.metrics import Metrics, MetricsMiddleware
 from maxgate.app import create_app
 from maxgate.domain.messenger import InboundSink
@@ -22,7 +21,6 @@ from maxgate.domain.records import Message as JournalMessage
 from maxgate.errors import StoreError, UpstreamError, UpstreamFileGone
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
-from maxgate.store import tables as t
 from maxgate.upstream.counting import CountingUpstream
 from tests.api._support import CONTACT, assert_error, ok
 from tests.api.conftest import GatewayFactory
@@ -129,7 +127,7 @@ async def test_zero_copy_sends_are_counted_by_their_length() -> None:
     metrics = Metrics()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["endpoint"] = serve_file  # what Starlette's router sets for the link route
+        scope["endpoint"] = serve_link  # what Starlette's router sets for the link route
         headers = [(b"content-type", b"text/plain"), (b"content-length", b"12345")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.pathsend", "path": "/somewhere"})
@@ -197,19 +195,6 @@ async def test_files_by_state_and_queue_depths(settings: Settings) -> None:
         pending = await runtime.notifications.count(account.id)
         assert pending >= 1  # at least the contact's message
         assert value(samples, "maxgate_queue_depth", queue="notifications") == pending
-
-
-async def test_the_notifications_gauge_needs_the_table(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Before the notifications table existed the collector worked without it (and would again
-    on a schema without it)."""
-    without = types.SimpleNamespace(
-        files=t.files, outbox=t.outbox, metadata=types.SimpleNamespace(tables={})
-    )
-    monkeypatch.setattr(metrics_module, "t", without)
-    samples = await scrape(client)
-    assert label_values(samples, "maxgate_queue_depth", "queue") == {"outbox"}
 
 
 async def test_a_database_failure_leaves_the_rest_of_the_scrape(
@@ -281,7 +266,9 @@ async def test_upstream_errors_are_counted(
 
 async def test_the_runtime_counts_its_upstream(runtime: Runtime) -> None:
     assert isinstance(runtime.upstream, CountingUpstream)
-    assert runtime.upstream.inner is runtime.sandbox
+    # it counts for every kind: the router that sends each instance's calls to its adapter
+    assert runtime.upstream.inner is runtime.upstreams
+    assert runtime.upstreams.adapter("sandbox") is runtime.sandbox
 
 
 async def test_bearer_token_when_configured(make_gateway: GatewayFactory) -> None:

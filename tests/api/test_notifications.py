@@ -16,6 +16,7 @@ from maxgate.domain import notifications as n
 from maxgate.errors import StoreError
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
+from maxgate.store import notifications as notification_rows
 from maxgate.store import tables as t
 from tests.api._support import CONTACT, assert_error, invalid, ok, send_text
 from tests.api.conftest import GatewayFactory
@@ -475,7 +476,9 @@ async def test_a_message_is_never_journaled_without_its_notification(
     client: httpx.AsyncClient, runtime: Runtime, account: Account, monkeypatch: Any
 ) -> None:
     # The notification's INSERT fails inside the transaction (as a full disk would).
-    monkeypatch.setattr(n, "INSERT", sa.text("INSERT INTO no_such_table VALUES (1)"))
+    monkeypatch.setattr(
+        notification_rows, "INSERT", sa.text("INSERT INTO no_such_table VALUES (1)")
+    )
     with pytest.raises(StoreError):
         await runtime.sandbox.contact_send(account.id, CONTACT, text="lost?")
     monkeypatch.undo()

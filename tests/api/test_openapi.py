@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from maxgate.api.methods.sending import SEND_MESSAGE
 from maxgate.api.openapi import ASSETS, STATIC, build_document, method_path, openapi_path
-from maxgate.api.routing import METHODS, PARTNER_METHODS, MethodSpec, partner_endpoint, v3_endpoint
+from maxgate.api.routing import METHODS, PARTNER_METHODS, MethodSpec, V3Route, partner_endpoint
 from maxgate.api.schemas import object_schema
 from maxgate.runtime import Runtime
 from tests.api._support import CONTACT, MULTIPART_TYPE, multipart, ok
@@ -49,7 +49,7 @@ def test_the_generator_reports_what_is_missing() -> None:
     bare = MethodSpec("someMethod", frozenset({"POST"}), handler, takes_extra=True)
     routes = [
         Route("/new", handler),
-        Route("/v3/waInstance{id}/{method}/{token}/{extra}", v3_endpoint),
+        V3Route(),
     ]
     METHODS["somemethod"] = bare
     try:
@@ -71,10 +71,9 @@ def test_every_served_route_is_documented(app: Starlette, document: dict[str, An
     served_methods = 0
     for route in app.routes:
         assert isinstance(route, Route), route
-        if route.endpoint is v3_endpoint:
-            prefix = route.path[: route.path.index("/waInstance")]
-            for spec in METHODS.values():
-                if spec.takes_extra == route.path.endswith("/{extra}"):
+        if isinstance(route, V3Route):
+            for prefix in V3Route.PREFIXES:
+                for spec in METHODS.values():
                     path = method_path(spec, prefix)
                     assert _operations(paths[path]) == set(spec.verbs), path
                     served_methods += 1

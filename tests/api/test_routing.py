@@ -1,4 +1,5 @@
-"""The v3 fast path (``App`` → ``serve_v3``) against Starlette's own routing of the same routes."""
+"""Routing: every request through Starlette's router and middleware, the v3 and link routes as
+raw ASGI endpoints (``V3Endpoint``, ``LinkEndpoint``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from maxgate.api import files as files_module
-from maxgate.api.routing import METHODS, Call, method
-from maxgate.app import App
+from maxgate.api.files import serve_link
+from maxgate.api.routing import METHODS, Call, method, uses_of, v3_endpoint
+from maxgate.app import ALL_VERBS, App, create_app
 from maxgate.runtime import Runtime
+from maxgate.settings import Settings
 from tests.api.test_files import upload_file
 from tests.conftest import Account
 
@@ -71,7 +73,41 @@ def _scope(verb: str, path: str, *, root_path: str = "") -> dict[str, Any]:
     }
 
 
-async def test_v3_requests_bypass_starlettes_router(
+class Seen:
+    """A pure ASGI middleware that notes the path of every HTTP request passing through it."""
+
+    def __init__(self, app: Any, paths: list[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+async def test_a_middleware_runs_on_every_route(settings: Settings) -> None:
+    """One request path: a middleware a user adds sees a v3 method, a file link and /health."""
+    seen: list[str] = []
+    app = create_app(settings)
+    app.add_middleware(Seen, paths=seen)
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        instance, token = await runtime.instances.create(name="Alice")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as c:
+            account = Account(instance, token)
+            state = await c.get(account.url("getStateInstance"))
+            assert state.json() == {"stateInstance": "authorized"}
+            link = await upload_file(c, account, b"link bytes")
+            assert (await c.get(link)).content == b"link bytes"
+            assert (await c.get("/health")).status_code == 200
+    assert seen[0] == account.url("getStateInstance")
+    assert httpx.URL(link).path in seen
+    assert seen[-1] == "/health"
+
+
+async def test_the_router_serves_the_v3_and_link_routes(
     app: App, client: httpx.AsyncClient, account: Account
 ) -> None:
     response = await client.get(account.url("getStateInstance"))
@@ -83,53 +119,52 @@ async def test_v3_requests_bypass_starlettes_router(
     exchange = Exchange()
     scope = await exchange.run(app, _scope("GET", account.url("getStateInstance")))
     assert exchange.sent[0]["status"] == 200
-    assert "endpoint" not in scope and "route" not in scope  # the router never saw it
+    assert len(exchange.sent) == 2  # a 200 JSON answer: start and one body
+    assert scope["endpoint"] is v3_endpoint
+    assert scope["path_params"]["method"] == "getStateInstance"
     exchange = Exchange()
     scope = await exchange.run(app, _scope("GET", "/health"))
-    assert scope["endpoint"].__name__ == "health"  # the other routes: Starlette as usual
+    assert scope["endpoint"].__name__ == "health"
 
 
-async def test_starlettes_routes_answer_the_same(
-    app: App, runtime: Runtime, account: Account, settings: Any
-) -> None:
-    """The declared v3 routes are real: a plain Starlette app on them gives the same answers."""
-    plain = Starlette(routes=app.routes, exception_handlers=app.exception_handlers)
-    plain.state.runtime = runtime
-    plain.state.limiter, plain.state.download_guard = app.state.limiter, app.state.download_guard
-    transport = httpx.ASGITransport(app=plain)
-    fast = httpx.ASGITransport(app=app)
+async def test_v3_answers_in_the_checking_order(app: App, account: Account, settings: Any) -> None:
+    """Route, verb, instance and token checks, unknown verbs and CORS preflights (the cases a
+    parity test compared between the old fast path and Starlette's routing)."""
     requests = [
-        ("GET", account.url("getStateInstance"), None),
-        ("GET", account.url("GETSETTINGS", v3=False), None),
-        ("POST", account.url("downloadFile"), {"chatId": "1@c.us"}),
-        ("POST", account.url("downloadFile"), {"chatId": "10000000", "idMessage": "X"}),
-        ("GET", account.url("getStateInstance").replace(account.token, "0" * 50), None),
-        ("GET", account.url("noSuchMethod"), None),
-        ("GET", account.url("getSettings") + "/extra", None),
-        ("PUT", account.url("getSettings"), None),
-        ("TRACE", account.url("getSettings"), None),  # no verb of any route: Starlette's 405
-        ("TRACE", account.url("noSuchMethod"), None),
-        ("GET", "/waInstance12/getSettings/x", None),
-        ("OPTIONS", account.url("downloadFile"), None),  # a CORS preflight
-        ("OPTIONS", account.url("getSettings", v3=False), None),
-        ("OPTIONS", account.url("getSettings").replace(account.token, "0" * 50), None),
-        ("OPTIONS", account.url("noSuchMethod"), None),
-        ("OPTIONS", account.url("deleteNotification") + "/7", None),
+        ("GET", account.url("getStateInstance"), None, 200, None),
+        ("GET", account.url("GETSETTINGS", v3=False), None, 200, None),
+        ("POST", account.url("downloadFile"), {"chatId": "1@c.us"}, 400, None),
+        ("POST", account.url("downloadFile"), {"chatId": "10000000", "idMessage": "X"}, 400, None),
+        ("GET", account.url("getStateInstance").replace(account.token, "0" * 50), None, 401, None),
+        ("GET", account.url("noSuchMethod"), None, 404, None),
+        ("GET", account.url("getSettings") + "/extra", None, 404, None),
+        ("PUT", account.url("getSettings"), None, 405, "GET"),
+        ("TRACE", account.url("getSettings"), None, 405, ", ".join(ALL_VERBS)),  # Starlette's
+        ("TRACE", account.url("noSuchMethod"), None, 405, ", ".join(ALL_VERBS)),
+        ("GET", "/waInstance12/getSettings/x", None, 403, None),
+        ("OPTIONS", account.url("downloadFile"), None, 204, None),  # a CORS preflight
+        ("OPTIONS", account.url("getSettings", v3=False), None, 204, None),
+        ("OPTIONS", account.url("getSettings").replace(account.token, "0" * 50), None, 204, None),
+        ("OPTIONS", account.url("noSuchMethod"), None, 404, None),
+        ("OPTIONS", account.url("deleteNotification") + "/7", None, 204, None),
     ]
-    headers = ("allow", "access-control-allow-origin", "access-control-allow-methods")
-    for verb, url, body in requests:
-        answers = []
-        for asgi in (transport, fast):
-            async with httpx.AsyncClient(transport=asgi, base_url=settings.base_url) as c:
-                response = await c.request(verb, url, json=body)
-            answers.append(
-                (
-                    response.status_code,
-                    response.json() if response.content else None,
-                    *(response.headers.get(h) for h in headers),
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=settings.base_url
+    ) as c:
+        for verb, url, body, status, allow in requests:
+            response = await c.request(verb, url, json=body)
+            assert response.status_code == status, (verb, url, response.text)
+            if status >= 400:
+                assert response.json()["statusCode"] == status, (verb, url)
+            if allow is not None:
+                assert sorted(response.headers["allow"].split(", ")) == sorted(allow.split(", ")), (
+                    verb,
+                    url,
                 )
-            )
-        assert answers[0] == answers[1], (verb, url)
+            if verb == "OPTIONS" and status == 204:
+                assert "access-control-allow-methods" in response.headers
+            elif status != 405 or verb != "TRACE":
+                assert response.headers["access-control-allow-origin"] == "*", (verb, url)
 
 
 async def test_a_bug_is_a_500_in_the_error_shape_and_logged_without_the_token(
@@ -157,7 +192,7 @@ async def test_root_path_is_stripped(app: App, account: Account) -> None:
     scope = await exchange.run(app, _scope("GET", path, root_path="/gateway"))
     assert exchange.sent[0]["status"] == 200
     assert exchange.sent[1]["body"] == b'{"stateInstance":"authorized"}'
-    assert "endpoint" not in scope
+    assert scope["endpoint"] is v3_endpoint
 
 
 async def test_a_body_in_pieces_and_a_client_that_leaves(app: App, account: Account) -> None:
@@ -178,8 +213,8 @@ async def test_a_body_in_pieces_and_a_client_that_leaves(app: App, account: Acco
     # Answered all the same: granian reports a body it could not read (malformed chunked
     # framing) as a disconnect too, and that client still listens.
     _assert_bad_request(exchange)
-    assert app.metrics is not None
-    assert app.metrics._series[("downloadFile", 499)].count == 1
+    assert app.state.metrics is not None
+    assert app.state.metrics._series[("downloadFile", 499)].count == 1
 
 
 def _assert_bad_request(exchange: Exchange) -> None:
@@ -197,8 +232,8 @@ async def test_a_client_leaving_mid_upload_is_answered_too(app: App, account: Ac
     )
     await exchange.run(app, _scope("POST", account.url("uploadFile")))  # a streamed body
     _assert_bad_request(exchange)
-    assert app.metrics is not None
-    assert app.metrics._series[("uploadFile", 499)].count == 1
+    assert app.state.metrics is not None
+    assert app.state.metrics._series[("uploadFile", 499)].count == 1
 
 
 async def test_an_answer_nobody_takes_is_no_error(app: App, account: Account) -> None:
@@ -210,8 +245,8 @@ async def test_an_answer_nobody_takes_is_no_error(app: App, account: Account) ->
         {"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}
     )
     await exchange.run(app, _scope("POST", account.url("sendMessage")))
-    assert app.metrics is not None
-    assert app.metrics._series[("sendMessage", 499)].count == 1
+    assert app.state.metrics is not None
+    assert app.state.metrics._series[("sendMessage", 499)].count == 1
 
 
 async def test_json_body_limit_while_reading(app: App, account: Account, runtime: Runtime) -> None:
@@ -222,8 +257,8 @@ async def test_json_body_limit_while_reading(app: App, account: Account, runtime
     assert exchange.reads == 2  # refused at the chunk that crossed the limit
 
 
-async def test_file_links_bypass_the_router_and_other_verbs_do_not(
-    app: App, client: httpx.AsyncClient, account: Account, settings: Any
+async def test_file_links_through_the_router(
+    app: App, client: httpx.AsyncClient, account: Account
 ) -> None:
     link = await upload_file(client, account, b"link bytes")
     url = httpx.URL(link)
@@ -233,22 +268,15 @@ async def test_file_links_bypass_the_router_and_other_verbs_do_not(
     await exchange.run(app, scope)
     assert exchange.sent[0]["status"] == 200
     assert b"".join(m.get("body", b"") for m in exchange.sent[1:]) == b"link bytes"
-    assert "endpoint" not in scope
+    assert scope["endpoint"] is serve_link
     assert scope["path_params"]["name"] == "data.bin"
 
     head = await client.head(link)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == "10"
-    post = await client.post(link)  # not a link verb: Starlette's router answers
+    post = await client.post(link)  # not a link verb: the router's 405
     assert post.status_code == 405
     assert post.json()["error"] == "Method Not Allowed"
-    plain = Starlette(routes=app.routes, exception_handlers=app.exception_handlers)
-    plain.state.runtime = app.state.runtime
-    plain.state.limiter, plain.state.download_guard = app.state.limiter, app.state.download_guard
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=plain), base_url=settings.base_url
-    ) as c:
-        assert (await c.get(link)).content == b"link bytes"  # the declared route is real
 
 
 async def test_a_bug_in_the_link_route_is_a_500_and_logged(
@@ -280,8 +308,8 @@ async def test_metrics_keep_the_label_when_sending_fails(app: App, account: Acco
 
     with pytest.raises(OSError, match="went away"):
         await Gone().run(app, _scope("GET", account.url("getStateInstance")))
-    assert app.metrics is not None
-    assert app.metrics._series[("getStateInstance", 200)].count == 1  # the status it sent
+    assert app.state.metrics is not None
+    assert app.state.metrics._series[("getStateInstance", 200)].count == 1  # the status it sent
 
 
 async def test_a_client_leaving_is_499_on_starlettes_routes_too(app: App) -> None:
@@ -292,5 +320,41 @@ async def test_a_client_leaving_is_499_on_starlettes_routes_too(app: App) -> Non
     with pytest.raises(ClientDisconnect):
         await exchange.run(app, _scope("POST", f"/partner/createInstance/{partner}"))
     _assert_bad_request(exchange)  # Starlette's error middleware answers it (fault_error)
-    assert app.metrics is not None
-    assert app.metrics._series[("partner:createInstance", 499)].count == 1
+    assert app.state.metrics is not None
+    assert app.state.metrics._series[("partner:createInstance", 499)].count == 1
+
+
+def test_a_handler_names_the_services_it_takes() -> None:
+    async def handler(call: Call, *, journal: Any, signer: Any) -> None:
+        return None
+
+    assert uses_of(handler) == ("journal", "signer")
+    spec = METHODS["downloadfile"]
+    assert set(spec.uses) == {"journal", "files", "signer", "settings"}
+
+
+def test_a_service_that_does_not_exist_is_refused_at_registration() -> None:
+    async def handler(call: Call, *, runtime: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match=r"takes \['runtime'\]: no such service"):
+        method("needsTheRuntime", "GET")(handler)
+    assert "needstheruntime" not in METHODS
+
+
+async def test_a_handler_gets_exactly_what_it_names(
+    client: httpx.AsyncClient, account: Account, runtime: Runtime
+) -> None:
+    handed: dict[str, Any] = {}
+
+    async def handler(call: Call, *, journal: Any, settings: Any) -> dict[str, bool]:
+        handed.update(journal=journal, settings=settings)
+        return {"ok": True}
+
+    method("handedForTests", "GET")(handler)
+    try:
+        response = await client.get(account.url("handedForTests"))
+    finally:
+        del METHODS["handedfortests"]
+    assert response.json() == {"ok": True}
+    assert handed == {"journal": runtime.journal, "settings": runtime.settings}

@@ -19,6 +19,7 @@ PARTNER = "S3CRET-partner-token-e2e-log"
 URL_TOKEN = "S3CRET-webhook-url-token-5b1d"
 HMAC_SECRET = "S3CRET-webhook-hmac-secret-9c2e"
 URL_PASSWORD = "S3CRET-url-password-41aa"
+URL_QUERY_SECRET = "S3CRET-presigned-signature-77c0"
 
 
 def test_a_debug_log_holds_no_secret(tmp_path: Path) -> None:
@@ -57,7 +58,8 @@ def test_a_debug_log_holds_no_secret(tmp_path: Path) -> None:
                 f"{base}/sendFileByUrl/{token}",
                 json={
                     "chatId": "10000777",
-                    "urlFile": receiver.url.replace("//", f"//alice:{URL_PASSWORD}@") + "?x=1",
+                    "urlFile": receiver.url.replace("//", f"//alice:{URL_PASSWORD}@")
+                    + f"?X-Amz-Signature={URL_QUERY_SECRET}",
                     "fileName": "x.txt",
                 },
                 timeout=30,
@@ -73,6 +75,6 @@ def test_a_debug_log_holds_no_secret(tmp_path: Path) -> None:
         finally:
             server.stop()
     log = server.log.read_text(errors="replace")
-    assert "DEBUG:httpcore" in log  # the debug level was on (httpcore's lines of the fetch)
-    for secret in (URL_TOKEN, HMAC_SECRET, URL_PASSWORD, token, other, PARTNER):
+    assert "DEBUG:maxgate.net.http:GET" in log  # the debug level was on (the fetch's line)
+    for secret in (URL_TOKEN, HMAC_SECRET, URL_PASSWORD, URL_QUERY_SECRET, token, other, PARTNER):
         assert secret not in log

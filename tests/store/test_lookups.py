@@ -1,8 +1,11 @@
-"""Point lookups: compiled SQL on a raw sqlite3 connection, the same rows as SQLAlchemy gives."""
+"""Point lookups: compiled SQL on a raw sqlite3 connection on a reader thread, the same rows
+as SQLAlchemy gives."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +180,155 @@ async def test_sqlite_lookups_bypass_the_engine(tmp_path: Path) -> None:
         assert "SELECT ? AS anon_1" in executed
     finally:
         await db.close()
+
+
+# -- every lookup of the repositories, through both paths ----------------------------------
+
+INSTANCE = {
+    "id": 3100000001,
+    "name": "shop",
+    "token_hash": "b" * 64,
+    "chat_id": "79001230001@c.us",
+    "phone": 79001230001,
+    "settings": "{}",
+    "created_at": 1700000000.5,
+}
+NOTIFICATION = {
+    "instance_id": 3100000001,
+    "type_webhook": "incomingMessageReceived",
+    "body": "{}",
+    "file_id": FILE["id"],
+    "created_at": 1700000001.0,
+}
+# A value for each bind parameter name the repositories' lookups use: one that finds the row
+# above, and one that finds nothing.
+FOUND = {**KEY, "file_id": FILE["id"], "pk": 1, "phone": INSTANCE["phone"],
+         "chat_id_of_instance": INSTANCE["chat_id"]}  # fmt: skip
+MISSING = {"instance_id": 1, "chat_id": "0@c.us", "id_message": "0", "file_id": "0", "pk": 0,
+           "phone": 1}  # fmt: skip
+
+
+def _repository_lookups() -> list[sa.Select[Any]]:
+    from maxgate.store import files, instances, messages, notifications  # noqa: F401
+    from maxgate.store.lookups import LOOKUPS
+
+    return list(LOOKUPS)
+
+
+def _params(statement: sa.Select[Any], values: dict[str, Any]) -> dict[str, Any]:
+    names = statement.compile().params
+    found = {name: values[name] for name in names if name in values}  # LIMIT 1: its own
+    if "chat_id" in found and "instance_id" not in found:  # the instance by its chatId
+        found["chat_id"] = values.get("chat_id_of_instance", found["chat_id"])
+    return found
+
+
+@pytest.fixture
+async def full_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite database with one row in every table a repository lookup reads."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'maxgate.db'}")
+    await database.migrate()
+    async with database.write() as conn:
+        await conn.execute(t.instances.insert().values(**INSTANCE))
+        await conn.execute(t.files.insert().values(**FILE))
+        await conn.execute(t.messages.insert().values(**MESSAGE))
+        await conn.execute(t.notifications.insert().values(**NOTIFICATION))
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def test_the_repositories_declare_their_lookups() -> None:
+    statements = _repository_lookups()
+    assert len(statements) >= 8
+    for statement in statements:
+        assert CompiledLookup.compile(statement) is not None, statement  # each has a fast path
+
+
+@pytest.mark.parametrize("values", [FOUND, MISSING], ids=["found", "missing"])
+async def test_every_repository_lookup_matches_sqlalchemy(
+    full_db: Database, values: dict[str, Any]
+) -> None:
+    """The compiled fast path answers exactly what SQLAlchemy's own execution answers, column
+    for column and type for type, on every lookup statement of the repositories."""
+    for statement in _repository_lookups():
+        params = _params(statement, values)
+        expected = await _through_sqlalchemy(full_db, statement, params)
+        row = await full_db.fetch_one(statement, params)
+        if expected is None:
+            assert row is None, statement
+            continue
+        assert row is not None, statement
+        assert tuple(row._mapping) == tuple(expected._mapping), statement
+        assert tuple(row) == tuple(expected), statement
+        for key, value in expected._mapping.items():
+            assert type(row._mapping[key]) is type(value), (statement, key)
+
+
+# -- the reader thread ----------------------------------------------------------------------
+
+
+async def test_lookups_run_on_the_reader_thread_never_on_the_loop(db_path_db: Database) -> None:
+    db = db_path_db
+    assert await db.fetch_one(FILE_BY_ID, {"file_id": "x"}) is None  # opens the connection
+    reader = db._reader
+    assert reader is not None and reader._conn is not None
+    threads: list[str] = []
+    reader._conn.set_trace_callback(lambda _sql: threads.append(threading.current_thread().name))
+    assert await db.fetch_one(FILE_BY_ID, {"file_id": FILE["id"]}) is not None
+    assert await db.fetch_one(BY_KEY, KEY) is not None
+    assert threads and set(threads) == {"maxgate-sqlite-reader"}
+    assert threading.current_thread().name != "maxgate-sqlite-reader"
+
+
+async def test_concurrent_lookups_each_get_their_own_row(db_path_db: Database) -> None:
+    db = db_path_db
+    async with db.write() as conn:
+        await conn.execute(
+            t.files.insert(), [{**FILE, "id": f"file-{n}", "size": n} for n in range(50)]
+        )
+    wanted = [f"file-{n % 50}" if n % 3 else "none" for n in range(300)]
+    rows = await asyncio.gather(*(db.fetch_one(FILE_BY_ID, {"file_id": w}) for w in wanted))
+    for want, row in zip(wanted, rows, strict=True):
+        assert (row.id if row is not None else "none") == want
+
+
+async def test_a_cancelled_lookup_leaves_the_others_alone(db_path_db: Database) -> None:
+    db = db_path_db
+    key = {"file_id": FILE["id"]}
+    tasks = [asyncio.create_task(db.fetch_one(FILE_BY_ID, key)) for _ in range(20)]
+    await asyncio.sleep(0)
+    for task in tasks[::2]:
+        task.cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in done[::2])
+    assert all(r is not None and r.id == FILE["id"] for r in done[1::2])  # type: ignore[union-attr]
+    assert await db.fetch_one(FILE_BY_ID, {"file_id": FILE["id"]}) is not None
+
+
+async def test_the_reader_stops_with_the_database_and_starts_again(db_path_db: Database) -> None:
+    db = db_path_db
+    assert await db.fetch_one(FILE_BY_ID, {"file_id": FILE["id"]}) is not None
+    reader = db._reader
+    assert reader is not None
+    thread = reader._thread
+    assert thread is not None and thread.is_alive()
+    await reader.close()
+    assert not thread.is_alive()
+    assert await db.fetch_one(FILE_BY_ID, {"file_id": FILE["id"]}) is not None  # started again
+    assert reader._thread is not None and reader._thread is not thread
+
+
+@pytest.fixture
+async def db_path_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite database file holding one message with its file."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'maxgate.db'}")
+    await database.migrate()
+    async with database.write() as conn:
+        await conn.execute(t.files.insert().values(**FILE))
+        await conn.execute(t.messages.insert().values(**MESSAGE))
+    try:
+        yield database
+    finally:
+        await database.close()

@@ -1,23 +1,35 @@
-"""The sandbox messenger, for real, inside a running app: delivery, groups, statuses, files."""
+"""The sandbox messenger, for real, inside a running app: delivery, groups, statuses, files,
+and the rest of the port: state, QR and 2FA login, phones, contacts, chats, history."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from maxgate.blobs import BlobStore, StoredBlob
-from maxgate.domain.messenger import InboundFile
-from maxgate.domain.records import Message
-from maxgate.errors import UpstreamError, UpstreamFileGone
+from maxgate.domain.messenger import (
+    MESSENGER_METHODS,
+    ChatInfo,
+    Contact,
+    InboundFile,
+    InboundMessage,
+)
+from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.errors import StoreError, UpstreamError, UpstreamFileGone
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
-from maxgate.upstream.sandbox import Sandbox
-from tests.conftest import Account
+from maxgate.store import sandbox as sandbox_store
+from maxgate.upstream import sandboxlogin
+from maxgate.upstream.references import Reference
+from maxgate.upstream.sandbox import CAPABILITIES, Sandbox
+from tests.conftest import Account, contact_sends_file
 
 CONTACT = "20000001"
 
@@ -324,6 +336,260 @@ async def test_contact_send_with_a_file_is_mirrored(runtime: Runtime, account: A
 
 
 async def test_an_unstarted_sandbox_refuses_to_deliver(runtime: Runtime) -> None:
-    idle = Sandbox(runtime.db, runtime.blobs, runtime.instances)
+    idle = Sandbox(runtime.db, runtime.blobs)
     with pytest.raises(UpstreamError):
         await idle.contact_send(3100000001, CONTACT, text="nobody listens")
+
+
+# -- the port's account, directory and history operations ------------------------------------
+
+
+async def _state(runtime: Runtime, instance_id: int) -> str:
+    instance = await runtime.instances.get(instance_id)
+    assert instance is not None
+    return await runtime.sandbox.state(instance)
+
+
+async def _fresh(runtime: Runtime, instance_id: int) -> Instance:
+    instance = await runtime.instances.get(instance_id)
+    assert instance is not None
+    return instance
+
+
+def test_the_sandbox_can_do_every_messenger_method_served_today() -> None:
+    served = {"sendMessage", "sendFileByUpload", "sendFileByUrl", "checkAccount"}
+    served |= {"reboot", "logout", "qr"}
+    assert served <= CAPABILITIES
+    assert CAPABILITIES <= MESSENGER_METHODS
+
+
+async def test_state_follows_logout_and_the_scanned_qr_code(
+    runtime: Runtime, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandboxlogin, "QR_SCAN_SECONDS", 0.01)
+    assert await _state(runtime, account.id) == "authorized"
+    assert await runtime.sandbox.qr(account.instance) is None  # already authorised
+    await runtime.sandbox.logout(account.instance)
+    assert await _state(runtime, account.id) == "notAuthorized"
+    png = await runtime.sandbox.qr(await _fresh(runtime, account.id))
+    assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert Image.open(io.BytesIO(png)).size[0] > 50  # a real image, as Pillow reads it
+
+    async def authorized() -> bool:
+        return await _state(runtime, account.id) == "authorized"
+
+    await eventually(authorized)
+    assert (await _fresh(runtime, account.id)).state == "authorized"  # reported to the sink
+
+
+async def test_a_qr_login_with_two_factor_waits_for_the_password(
+    runtime: Runtime, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandboxlogin, "QR_SCAN_SECONDS", 0.01)
+    sandbox = runtime.sandbox
+    with pytest.raises(UpstreamError, match=r"no login .* is waiting for a password"):
+        await sandbox.send_password(account.instance, "anything")
+    sandbox.set_password(account.id, "correct horse")
+    await sandbox.logout(account.instance)
+    assert await sandbox.qr(await _fresh(runtime, account.id)) is not None
+    await eventually(lambda: sandbox.awaits_password(account.id))
+    assert await _state(runtime, account.id) == "notAuthorized"  # scanned, not yet in
+    assert await sandbox.send_password(account.instance, "wrong") is False
+    assert await _state(runtime, account.id) == "notAuthorized"
+    assert await sandbox.send_password(account.instance, "correct horse") is True
+    assert await _state(runtime, account.id) == "authorized"
+    with pytest.raises(UpstreamError):  # the login is over
+        await sandbox.send_password(account.instance, "correct horse")
+
+
+async def test_resolve_phone_finds_sandbox_accounts_only(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    resolve = runtime.sandbox.resolve_phone
+    assert await resolve(account.instance, other_account.instance.phone) == other_account.chat_id
+    assert await resolve(account.instance, 79000000000) is None
+    bot, _ = await runtime.instances.create(name="Bot", upstream="maxbot")
+    assert bot.upstream == "maxbot"
+    assert await resolve(account.instance, bot.phone) is None  # not on the sandbox
+    assert await runtime.sandbox.state(bot) == "notAuthorized"
+
+
+async def test_a_send_to_an_instance_of_another_kind_reaches_nobody(
+    runtime: Runtime, account: Account
+) -> None:
+    bot, _ = await runtime.instances.create(name="Bot", upstream="maxbot")
+    await runtime.sandbox.own_send(account.instance, bot.chat_id, text="hello bot")
+    assert await runtime.journal.last(bot.id, "incoming", 5) == []
+
+
+async def test_contacts_and_chats_come_from_what_the_sandbox_carried(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    sandbox = runtime.sandbox
+    assert await sandbox.contacts(account.instance) == []
+    assert await sandbox.chats(account.instance) == []
+    group = await sandbox.create_group("Team", [account.id, other_account.id])
+    await sandbox.contact_send(account.id, CONTACT, text="hi", sender_name="Carol")
+    await sandbox.own_send(account.instance, other_account.chat_id, text="hi Bob")
+
+    assert await sandbox.contacts(account.instance) == [
+        Contact(other_account.chat_id, "Bob", other_account.instance.phone),
+        Contact(CONTACT, "Carol", 0),
+    ]
+    assert await sandbox.chats(account.instance) == [
+        ChatInfo(other_account.chat_id, "user", "Bob", other_account.instance.phone),
+        ChatInfo(CONTACT, "user", "Carol", 0),
+        ChatInfo(group, "group", "Team"),  # a member, though nobody wrote there yet
+    ]
+    # Bob's side: Alice wrote to him, with her number
+    assert await sandbox.contacts(other_account.instance) == [
+        Contact(account.chat_id, "Alice", account.instance.phone)
+    ]
+    await sandbox.own_send(other_account.instance, group, text="team!")
+    assert (await sandbox.chats(account.instance))[0] == ChatInfo(group, "group", "Team")
+
+
+async def test_history_since_is_what_a_backfill_replays_without_duplicates(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    sandbox = runtime.sandbox
+    first = await sandbox.contact_send(account.id, CONTACT, text="one", sender_name="Carol")
+    ref = await sandbox.keep_file(_chunks(b"file bytes"))
+    second = await sandbox.contact_send(
+        account.id,
+        CONTACT,
+        file=InboundFile(ref, "f.txt", "text/plain", 10),
+        type_message="documentMessage",
+    )
+    mine = await sandbox.own_send(account.instance, CONTACT, text="three")
+    history = await sandbox.history(account.instance, CONTACT, 0)
+    assert [m.id_message for m in history] == [first, second, mine]
+    assert [m.from_me for m in history] == [False, False, True]
+    assert all(m.instance_id == account.id and m.chat_id == CONTACT for m in history)
+    assert history[0].text == "one" and history[0].sender_name == "Carol"
+    assert history[1].file is not None and history[1].file.file_name == "f.txt"
+    assert await _read(sandbox.fetch_file(account.id, _as_record(history[1]))) == b"file bytes"
+
+    assert await sandbox.history(account.instance, CONTACT, int(time.time()) + 5) == []
+    assert await sandbox.history(account.instance, other_account.chat_id, 0) == []
+
+    # A backfill after a reconnect: the sink takes the history again, the journal keeps one each
+    for message in history:
+        await runtime.journal.on_message(message)
+    journaled = await runtime.journal.history(account.id, CONTACT, 10)
+    assert sorted(m.id_message for m in journaled) == sorted([first, second, mine])
+
+
+async def test_an_api_send_is_in_both_histories(
+    runtime: Runtime, account: Account, other_account: Account
+) -> None:
+    sent = await runtime.journal.record_outgoing(
+        account.instance, other_account.chat_id, text="via the API"
+    )
+    await _reaches_read(runtime, sent)
+    [own] = await runtime.sandbox.history(account.instance, other_account.chat_id, 0)
+    assert own.id_message == sent.id_message and own.from_me and own.chat_name == "Bob"
+    [theirs] = await runtime.sandbox.history(other_account.instance, account.chat_id, 0)
+    assert theirs.id_message == sent.id_message and not theirs.from_me
+    assert theirs.sender_phone == account.instance.phone
+
+
+def _as_record(message: InboundMessage) -> FileRecord:
+    assert message.file is not None
+    return FileRecord(
+        id="f" * 32,
+        instance_id=message.instance_id,
+        state="remote",
+        sha256=None,
+        size=message.file.size,
+        file_name=message.file.file_name,
+        mime_type=message.file.mime_type,
+        upstream_ref=message.file.ref,
+        thumbnail="",
+        created_at=0.0,
+        stored_at=None,
+        expires_at=0.0,
+    )
+
+
+def _expired(file: FileRecord) -> FileRecord:
+    assert file.upstream_ref is not None
+    ref = Reference.parse(file.upstream_ref)
+    old = Reference(ref.file_ref, int(time.time()) - 10, ref.id_message)
+    return dataclasses.replace(file, upstream_ref=str(old))
+
+
+async def test_an_expired_reference_is_resolved_again_through_its_message(
+    runtime: Runtime, account: Account
+) -> None:
+    await contact_sends_file(runtime, account, b"still here", "a.txt", contact=CONTACT)
+    [message] = await runtime.journal.history(account.id, CONTACT, 1)
+    assert message.file is not None and message.file.upstream_ref is not None
+    ref = Reference.parse(message.file.upstream_ref)
+    assert ref.expires is not None and ref.expires > time.time()  # handed out with an expiry
+    assert ref.id_message == message.id_message
+
+    expired = _expired(message.file)
+    assert await _read(runtime.sandbox.fetch_file(account.id, expired)) == b"still here"
+    # The resolution goes through the message: once the messenger dropped it, the file is gone
+    assert await runtime.sandbox.forget_message(account.id, message.id_message)
+    with pytest.raises(UpstreamFileGone, match="message"):
+        await _read(runtime.sandbox.fetch_file(account.id, expired))
+    # while a reference still good is served as before
+    assert await _read(runtime.sandbox.fetch_file(account.id, message.file)) == b"still here"
+    # and the message of another account is no way in
+    bob, _ = await runtime.instances.create(name="Bob")
+    with pytest.raises(UpstreamFileGone):
+        await _read(runtime.sandbox.fetch_file(bob.id, _expired(message.file)))
+
+
+async def test_references_round_trip() -> None:
+    ref = Reference("ab" * 16, 1700000000, "123")
+    assert Reference.parse(str(ref)) == ref
+    assert Reference.parse("ab" * 16) == Reference("ab" * 16)  # a bare one never expires
+    assert str(Reference("cd" * 16)) == "cd" * 16
+
+
+async def test_without_a_url_lifetime_references_are_bare(runtime: Runtime) -> None:
+    sandbox = Sandbox(runtime.db, runtime.blobs, url_lifetime=0)
+    await sandbox.start(runtime.journal)
+    alice, _ = await runtime.instances.create(name="Alice")
+    ref = await sandbox.keep_file(_chunks(b"bare"))
+    id_message = await sandbox.contact_send(
+        alice.id, CONTACT, file=InboundFile(ref, "b.txt", "text/plain"), type_message="x"
+    )
+    message = await runtime.journal.get(alice.id, CONTACT, id_message)
+    assert message is not None and message.file is not None
+    assert message.file.upstream_ref == ref
+
+
+async def test_concurrent_messages_are_all_kept_in_one_go(
+    runtime: Runtime, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    record = sandbox_store.record
+
+    async def counting(db: Any, carried: list[Any]) -> None:
+        batches.append(len(carried))
+        await record(db, carried)
+
+    monkeypatch.setattr(sandbox_store, "record", counting)
+    sent = await asyncio.gather(
+        *[runtime.sandbox.contact_send(account.id, CONTACT, text=str(n)) for n in range(40)]
+    )
+    history = await runtime.sandbox.history(account.instance, CONTACT, 0)
+    assert sorted(m.id_message for m in history) == sorted(sent)
+    assert sum(batches) == 40 and len(batches) < 40  # group-committed
+    assert len(await runtime.journal.history(account.id, CONTACT, 100)) == 40
+
+
+async def test_a_message_the_sandbox_could_not_keep_is_not_reported(
+    runtime: Runtime, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing(db: Any, carried: list[Any]) -> None:
+        raise StoreError("the database is gone")
+
+    monkeypatch.setattr(sandbox_store, "record", failing)
+    with pytest.raises(StoreError):
+        await runtime.sandbox.contact_send(account.id, CONTACT, text="lost")
+    assert await runtime.journal.history(account.id, CONTACT, 10) == []

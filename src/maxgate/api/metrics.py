@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Iterable, Iterator
 from time import perf_counter
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
@@ -45,17 +44,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maxgate import __version__
 from maxgate.api.errors import error_response
-from maxgate.api.files import serve_file
+from maxgate.api.files import serve_link
 from maxgate.api.routing import (
     CLIENT_GONE,
-    METHODS,
+    CLIENT_GONE_KEY,
     PARTNER_METHODS,
+    method_name,
     partner_endpoint,
     v3_endpoint,
 )
 from maxgate.errors import StoreError
 from maxgate.runtime import Runtime
-from maxgate.store import tables as t
+from maxgate.store.counts import counts
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,12 @@ class Metrics:
 
 
 def method_label(scope: Scope) -> str:
-    """The bounded ``method`` label of a request the router has seen (never a token)."""
+    """The bounded ``method`` label of a request the router has seen (never a token): the one
+    labeller of every route."""
     endpoint = scope.get("endpoint")
     if endpoint is v3_endpoint:
-        spec = METHODS.get(str(scope["path_params"]["method"]).lower())
-        return spec.name if spec is not None else "unknown"
-    if endpoint is serve_file:
+        return method_name(str(scope["path_params"]["method"]))
+    if endpoint is serve_link:
         return "files"
     if endpoint is partner_endpoint:
         spec = PARTNER_METHODS.get(str(scope["path_params"]["method"]).lower())
@@ -202,9 +202,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, counted)
         except ClientDisconnect:
-            counted.status = CLIENT_GONE  # as the v3 fast path counts it
+            counted.status = CLIENT_GONE
             raise
         finally:
+            if scope.get(CLIENT_GONE_KEY):  # the v3 routes answer it (a 400) and note it
+                counted.status = CLIENT_GONE
             self.metrics.observe(scope, counted.status, counted.sent, perf_counter() - started)
 
 
@@ -256,22 +258,13 @@ def _upstream_errors(runtime: Runtime) -> Metric:
 
 async def _state_families(runtime: Runtime) -> list[Metric]:
     """Files by state and queue depths, counted in the database now (skipped if it fails)."""
-    files_query = sa.select(t.files.c.state, sa.func.count()).group_by(t.files.c.state)
-    outbox_query = (
-        sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.state == "pending")
-    )
-    # The notifications table exists from migration 0003 on; counted only when it is declared.
-    notifications = t.metadata.tables.get("notifications")
     try:
-        async with asyncio.timeout(SCRAPE_TIMEOUT), runtime.db.read() as conn:
-            by_state = {str(s): int(n) for s, n in (await conn.execute(files_query)).all()}
-            depths = {"outbox": int((await conn.execute(outbox_query)).scalar_one())}
-            if notifications is not None:
-                query = sa.select(sa.func.count()).select_from(notifications)
-                depths["notifications"] = int((await conn.execute(query)).scalar_one())
+        async with asyncio.timeout(SCRAPE_TIMEOUT):
+            found = await counts(runtime.db)
     except (StoreError, TimeoutError) as exc:
         log.warning("metrics: the database part of the scrape failed: %s", exc)
         return []
+    by_state, depths = found.files_by_state, found.queue_depths
     files = GaugeMetricFamily(
         "maxgate_files", "Files by state (remote, stored, evicted).", labels=("state",)
     )

@@ -7,6 +7,9 @@ declares in its ``@method(...)`` (``maxgate.api.schemas``); every other route is
 route without its schema info — which a test requires to be none, so nothing is left out
 silently. The page's scripts and styles are Swagger UI files installed with the package
 (``static/``); nothing is loaded from a CDN.
+
+Over 500 lines because ``SERVICE_ROUTES`` and the shared response schemas are data — the
+descriptions of the service routes, written out — not logic; the generator itself is short.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from maxgate import __version__
 from maxgate.api import schemas
 from maxgate.api.errors import error_response
 from maxgate.api.ratelimit import DEFAULT_RATES, FALLBACK_RATE
-from maxgate.api.routing import METHODS, PARTNER_METHODS, MethodSpec, partner_endpoint, v3_endpoint
+from maxgate.api.routing import METHODS, PARTNER_METHODS, MethodSpec, V3Route, partner_endpoint
 from maxgate.api.schemas import Body, JsonBody, JsonSchema, MultipartBody, Param, obj
 
 log = logging.getLogger(__name__)
@@ -324,11 +327,9 @@ def build_document(
     for route in routes:
         if not isinstance(route, Route):
             problems.append(f"{route!r} is not a Route: the generator cannot describe it")
-        elif route.endpoint is v3_endpoint:
-            prefix = route.path[: route.path.index("/waInstance")]
-            with_extra = route.path.endswith("/{extra}")
-            for spec in METHODS.values():
-                if spec.takes_extra == with_extra:
+        elif isinstance(route, V3Route):
+            for prefix in V3Route.PREFIXES:
+                for spec in METHODS.values():
                     paths[method_path(spec, prefix)] = _method_item(spec, prefix, problems)
         elif route.endpoint is partner_endpoint:
             for spec in PARTNER_METHODS.values():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hmac
+import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,20 +20,23 @@ from typing import Any
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from maxgate.api.cors import ALLOW_ORIGIN, EXPOSE, preflight
 from maxgate.api.errors import error_response, fault_error
 from maxgate.api.ratelimit import RateLimiter
 from maxgate.api.schemas import Body, JsonSchema, Param, as_body
+from maxgate.api.services import NAMES as SERVICE_NAMES
+from maxgate.api.services import Services
 from maxgate.api.validation import Field, decode_json, validate
+from maxgate.domain.messenger import require_method
 from maxgate.domain.records import Instance
 from maxgate.errors import ApiError, StorageFull
-from maxgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Call"], Awaitable[Any]]
+Handler = Callable[..., Awaitable[Any]]  # (call, *, <the services it takes>)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class MethodSpec:
     query: tuple[Param, ...] = ()
     extra: Param | None = None
     answer: JsonSchema | None = None
+    uses: tuple[str, ...] = ()  # the services the handler takes (keyword-only parameters)
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -83,6 +88,7 @@ def method(
             query=tuple(query),
             extra=extra,
             answer=answer,
+            uses=uses_of(handler),
         )
         return handler
 
@@ -100,35 +106,62 @@ def partner_method(
 
     def register(handler: Handler) -> Handler:
         PARTNER_METHODS[name.lower()] = MethodSpec(
-            name, frozenset({verb}), handler, partner=True, body=as_body(body), answer=answer
+            name,
+            frozenset({verb}),
+            handler,
+            partner=True,
+            body=as_body(body),
+            answer=answer,
+            uses=uses_of(handler),
         )
         return handler
 
     return register
 
 
+def uses_of(handler: Handler) -> tuple[str, ...]:
+    """The services a handler takes: its keyword-only parameters, each a field of
+    ``Services``. A name that is none is refused when the method registers."""
+    names = tuple(
+        name
+        for name, parameter in inspect.signature(handler).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    )
+    unknown = set(names) - SERVICE_NAMES
+    if unknown:
+        raise TypeError(f"{handler.__qualname__} takes {sorted(unknown)}: no such service")
+    return names
+
+
+def handing(spec: MethodSpec, services: Services) -> dict[str, Any]:
+    """The services ``spec``'s handler takes, by name."""
+    return {name: getattr(services, name) for name in spec.uses}
+
+
 class Call:
-    """One authenticated call of a method: the raw ASGI request, the runtime and the instance.
+    """One authenticated call of a method: the raw ASGI request and the instance. What the
+    handler uses besides comes as its keyword-only parameters (``maxgate.api.services``).
 
     ``request`` (a Starlette ``Request``) is built only for the handlers that ask for headers,
     query parameters or a streamed body; JSON bodies are read from ``receive`` directly.
     """
 
-    __slots__ = ("_request", "extra", "instance", "receive", "runtime", "scope")
+    __slots__ = ("_request", "body_limit", "extra", "instance", "receive", "scope")
 
     def __init__(
         self,
         scope: Scope,
         receive: Receive,
-        runtime: Runtime,
         instance: Instance,
         extra: str | None = None,
+        *,
+        body_limit: int,
     ) -> None:
         self.scope = scope
         self.receive = receive
-        self.runtime = runtime
         self.instance = instance
         self.extra = extra
+        self.body_limit = body_limit  # the JSON body limit (max_json_body)
         self._request: Request | None = None
 
     @property
@@ -140,7 +173,7 @@ class Call:
 
     async def body_bytes(self) -> bytes:
         """The raw body, refusing more than the JSON body limit while reading it."""
-        limit = self.runtime.settings.max_json_body
+        limit = self.body_limit
         declared = _header(self.scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ApiError(413, "Payload Too Large")
@@ -175,11 +208,6 @@ def json_response(data: Any) -> Response:
     return Response(msgspec.json.encode(data), media_type="application/json")
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _find(table: dict[str, MethodSpec], request: Request) -> MethodSpec:
     spec = table.get(str(request.path_params["method"]).lower())
     if spec is None or ("extra" in request.path_params and not spec.takes_extra):
@@ -187,10 +215,6 @@ def _find(table: dict[str, MethodSpec], request: Request) -> MethodSpec:
     if request.method not in spec.verbs and request.method != "OPTIONS":
         raise ApiError(405, "Method Not Allowed", headers={"Allow": ", ".join(sorted(spec.verbs))})
     return spec
-
-
-V3_PATH = re.compile(r"(?:/v3)?/waInstance([^/]+)/([^/]+)/([^/]+)(?:/([^/]+))?")
-"""``/[v3/]waInstance{idInstance}/{method}/{token}[/{extra}]``, as the two v3 routes declare."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,7 +235,7 @@ def cors_error(exc: ApiError) -> Response:
     return error_response(exc.status, exc.message, {**_CORS_ERROR_HEADERS, **exc.headers})
 
 
-async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path) -> Any:
+async def v3_call(services: Services, scope: Scope, receive: Receive, path: V3Path) -> Any:
     """Check a v3 request in the checking order and run its method.
 
     Returns the handler's result, or a ``Response``: the preflight's for ``OPTIONS``, an error
@@ -229,7 +253,7 @@ async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path
         raw_id = path.id_instance
         if not (raw_id.isdigit() and len(raw_id) == 10):
             raise ApiError(403, "Forbidden")
-        instance, token_ok = await runtime.instances.authenticate(int(raw_id), path.token)
+        instance, token_ok = await services.instances.authenticate(int(raw_id), path.token)
         if instance is None:
             raise ApiError(403, "Forbidden")
         if not token_ok:
@@ -239,21 +263,17 @@ async def v3_call(runtime: Runtime, scope: Scope, receive: Receive, path: V3Path
         limiter: RateLimiter | None = scope["app"].state.limiter
         if limiter is not None:
             await limiter.check(instance.id, spec.name.lower())
+        require_method(
+            instance.upstream, services.upstreams.capabilities_of(instance.upstream), spec.name
+        )
         if spec.needs_upstream and instance.state != "authorized":
             raise ApiError(400, "instance is starting or not authorized")
-        return await spec.handler(Call(scope, receive, runtime, instance, path.extra))
+        call = Call(
+            scope, receive, instance, path.extra, body_limit=services.settings.max_json_body
+        )
+        return await spec.handler(call, **handing(spec, services))
     except ApiError as exc:
         return cors_error(exc)
-
-
-async def v3_endpoint(request: Request) -> Response:
-    """The v3 routes, when Starlette's router serves them (``serve_v3`` usually does first)."""
-    params = request.path_params
-    path = V3Path(
-        str(params["id_instance"]), str(params["method"]), str(params["token"]), params.get("extra")
-    )
-    result = await v3_call(_runtime(request), request.scope, request.receive, path)
-    return result if isinstance(result, Response) else _cors_json(result)
 
 
 def _cors_json(data: Any) -> Response:
@@ -266,56 +286,99 @@ _JSON_HEADERS = (b"content-type", b"application/json")
 _CORS_HEADER = (ALLOW_ORIGIN[0].lower().encode(), ALLOW_ORIGIN[1].encode())
 CLIENT_GONE = 499
 """The status counted for a request whose client left before its body was read (nginx's)."""
+CLIENT_GONE_KEY = "maxgate.client_gone"
+"""Set in the scope when the body never arrived whole: the metrics count such a request as
+``CLIENT_GONE`` whatever was answered to whoever still listens."""
 
 
-def v3_label(match: re.Match[str]) -> str:
-    """The metrics label of a v3 request: the method's name, ``unknown`` for none (never the
-    path: it holds the token)."""
-    spec = METHODS.get(match[2].lower())
+def method_name(raw: str) -> str:
+    """The canonical name of the v3 method ``raw`` names, ``unknown`` for none: what the
+    metrics and the log call a v3 request (never its path, which holds the token)."""
+    spec = METHODS.get(raw.lower())
     return "unknown" if spec is None else spec.name
 
 
-async def serve_v3(
-    runtime: Runtime, scope: Scope, receive: Receive, send: Send, match: re.Match[str]
-) -> int:
-    """Answer a v3 request whose path ``V3_PATH`` matched, without Starlette's router.
+class V3Endpoint:
+    """The v3 routes' endpoint, a raw ASGI app inside Starlette's router.
 
-    This is the hot path of every method (``downloadFile`` at thousands per second): no route
-    scan, no request object unless the handler asks for one, a 200 JSON answer sent as two
-    ASGI messages. Returns the status sent, or 499 when the client left while sending its
-    body (answered ``400 Bad Request`` all the same: see ``fault_error``). A bug in a handler
-    becomes a 500 in the error shape, logged with its traceback, as Starlette's error
-    middleware does for the other routes.
+    This is the hot path of every method (``downloadFile`` at thousands per second): no
+    request object unless the handler asks for one, a 200 JSON answer sent as two ASGI
+    messages. The router, every middleware and the exception handlers see it as any other
+    route; it answers its own errors with the CORS headers a page needs to read them. A body
+    that never arrived whole is a 400 (``fault_error``; the request counts as a client gone),
+    a full store a 507, and a bug in a handler a 500 in the error shape, logged with its
+    traceback.
     """
-    path = V3Path(*match.groups())
-    try:
-        result = await v3_call(runtime, scope, receive, path)
-    except ClientDisconnect as exc:
-        # The body never arrived whole. The client left, or granian could not read the body's
-        # framing (a malformed chunked body reaches us as http.disconnect, and granian would
-        # answer a plain-text 500 for an app that sends nothing): answer 400 for whoever still
-        # listens, and count the request as a client gone.
-        with contextlib.suppress(OSError):  # ASGI: sending on a closed connection may raise
+
+    __name__ = "v3_endpoint"  # the route's name, and what Starlette shows of it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = scope["path_params"]
+        path = V3Path(params["id_instance"], params["method"], params["token"], params.get("extra"))
+        try:
+            result = await v3_call(scope["app"].state.services, scope, receive, path)
+        except ClientDisconnect as exc:
+            # The client left, or granian could not read the body's framing (a malformed
+            # chunked body reaches us as http.disconnect, and granian would answer a plain-text
+            # 500 for an app that sends nothing): answer 400 for whoever still listens.
+            scope[CLIENT_GONE_KEY] = True
+            with contextlib.suppress(OSError):  # ASGI: sending on a closed connection may raise
+                await cors_error(fault_error(exc))(scope, receive, send)
+            return
+        except StorageFull as exc:  # no traceback: not a bug
+            log.warning("%s %s: %s", scope["method"], method_name(path.method), exc)
             await cors_error(fault_error(exc))(scope, receive, send)
-        return CLIENT_GONE
-    except StorageFull as exc:
-        log.warning("%s %s: %s", scope["method"], v3_label(match), exc)  # no traceback: not a bug
-        fault = fault_error(exc)
-        await cors_error(fault)(scope, receive, send)
-        return fault.status
-    except Exception as exc:
-        log.exception("%s %s failed", scope["method"], v3_label(match))
-        fault = fault_error(exc)  # 500, or 507 for a full store
-        await cors_error(fault)(scope, receive, send)
-        return fault.status
-    if isinstance(result, Response):
-        await result(scope, receive, send)
-        return result.status_code
-    body = msgspec.json.encode(result)
-    headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADERS, _CORS_HEADER]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-    return 200
+            return
+        except Exception as exc:
+            log.exception("%s %s failed", scope["method"], method_name(path.method))
+            await cors_error(fault_error(exc))(scope, receive, send)  # 500, or 507
+            return
+        if isinstance(result, Response):
+            await result(scope, receive, send)
+            return
+        body = msgspec.json.encode(result)
+        headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADERS, _CORS_HEADER]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+v3_endpoint = V3Endpoint()
+
+V3_PATH = re.compile(r"(?:/v3)?/waInstance([^/]+)/([^/]+)/([^/]+)(?:/([^/]+))?")
+ALL_VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+"""The verbs the v3 routes take (a method answers 405 for those it does not); any other verb
+gets the router's 405."""
+
+
+class V3Route(Route):
+    """The v3 routes, ``/[v3/]waInstance{idInstance}/{method}/{token}[/{extra}]``, as one route
+    of Starlette's router: one regular expression for the four forms (the router would
+    otherwise try up to four routes for the most frequent requests). ``path`` is the plain
+    form; the OpenAPI document expands all four."""
+
+    PREFIXES = ("/v3", "")
+
+    def __init__(self) -> None:
+        super().__init__(
+            "/waInstance{id_instance}/{method}/{token}", v3_endpoint, methods=ALL_VERBS
+        )
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):  # as Starlette's routes read a mounted app's path
+            path = path[len(root) :]
+        found = V3_PATH.fullmatch(path)
+        if found is None:
+            return Match.NONE, {}
+        id_instance, method, token, extra = found.groups()
+        params = {"id_instance": id_instance, "method": method, "token": token}
+        if extra is not None:
+            params["extra"] = extra
+        child = {"endpoint": self.endpoint, "path_params": params}
+        return (Match.FULL if scope["method"] in ALL_VERBS else Match.PARTIAL), child
 
 
 async def partner_endpoint(request: Request) -> Response:
@@ -324,13 +387,16 @@ async def partner_endpoint(request: Request) -> Response:
         spec = _find(PARTNER_METHODS, request)
         if request.method == "OPTIONS":
             return preflight(spec.verbs, request.scope)  # the token is checked on the real call
-        runtime = _runtime(request)
-        expected = runtime.settings.partner_token.reveal()
+        services: Services = request.app.state.services
+        expected = services.settings.partner_token.reveal()
         presented = str(request.path_params["token"])
         if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
             raise ApiError(401, "Unauthorized")
         partner = Instance(0, "", "", 0, "authorized", {}, 0.0, False)
-        result = await spec.handler(Call(request.scope, request.receive, runtime, partner))
+        call = Call(
+            request.scope, request.receive, partner, body_limit=services.settings.max_json_body
+        )
+        result = await spec.handler(call, **handing(spec, services))
     except ApiError as exc:
         return cors_error(exc)
     return result if isinstance(result, Response) else _cors_json(result)

@@ -13,6 +13,10 @@ drops its copy; ``delete_unless_held`` deletes a blob only if it has no hold you
 for commits, exclusive for deletions), so either the deleter sees the hold, or the committer
 sees the blob gone and publishes its own copy. S3 has no lock and no rename: the deleter copies
 the blob aside, deletes it, looks for a hold and copies it back if there is one.
+
+Over 500 lines for one reason: the commit/hold/delete protocol above must be read as a whole
+(its two backends, local disk with a lock and S3 without, side by side); split, a reader would
+check a rule in one module against its other half in another.
 """
 
 from __future__ import annotations

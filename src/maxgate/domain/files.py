@@ -16,21 +16,17 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import sqlalchemy as sa
-
 from maxgate.blobs import BlobStore, StoredBlob, blob_key
 from maxgate.domain import ids, thumbnails
 from maxgate.domain.messenger import InboundFile, Upstream
 from maxgate.domain.records import FileRecord
 from maxgate.errors import BlobError, MaxgateError, SizeLimitExceeded, UpstreamError
 from maxgate.net.deadlines import TransferDeadline, paced
-from maxgate.store import tables as t
-from maxgate.store.database import Database, upsert
-
-_BY_ID = sa.select(t.files).where(t.files.c.id == sa.bindparam("file_id"))
+from maxgate.store import files as rows
+from maxgate.store.database import Database, Row, Transaction
 
 
-def row_to_file(row: Any, prefix: str = "") -> FileRecord:
+def row_to_file(row: Row, prefix: str = "") -> FileRecord:
     """Build a FileRecord from a row (columns optionally prefixed, as in a join)."""
     m = row._mapping
     return FileRecord(
@@ -147,25 +143,16 @@ class Files:
         row = self.stored_row(instance_id, blob, file_name, mime_type, thumbnail)
         async with self.db.write() as conn:
             await self.record_blob(conn, blob)
-            await conn.execute(t.files.insert().values(**row))
+            await rows.insert(conn, row)
         return row_to_file_values(row)
 
-    async def record_blob(self, conn: Any, blob: StoredBlob) -> None:
-        """Remember a committed blob (idempotent)."""
-        values = {"sha256": blob.sha256, "size": blob.size, "key": blob.key}
-        await conn.execute(
-            upsert(
-                self.db.dialect,
-                t.blobs,
-                {**values, "created_at": time.time()},
-                keys=["sha256"],
-                update=["size", "key"],
-            )
-        )
+    async def record_blob(self, conn: Transaction, blob: StoredBlob) -> None:
+        """Remember a committed blob in the open transaction ``conn`` (idempotent)."""
+        await rows.record_blob(conn, blob.sha256, blob.size, blob.key, time.time())
 
     async def get(self, file_id: str) -> FileRecord | None:
         """The file with that id, or None."""
-        row = await self.db.fetch_one(_BY_ID, {"file_id": file_id})
+        row = await rows.by_id(self.db, file_id)
         return row_to_file(row) if row else None
 
     async def open(
@@ -269,7 +256,7 @@ class Files:
         changes.update(fetch_attempts=0, retry_at=0.0)
         async with self.db.write() as conn:
             await self.record_blob(conn, blob)
-            await conn.execute(t.files.update().where(t.files.c.id == file.id).values(**changes))
+            await rows.update(conn, file.id, changes)
         fresh = await self.get(file.id)
         assert fresh is not None
         return fresh
@@ -282,26 +269,12 @@ class Files:
         still be materialised on demand at any time.
         """
         now = time.time()
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(t.files)
-                    .where(t.files.c.state == "remote", t.files.c.retry_at <= now)
-                    .order_by(t.files.c.retry_at, t.files.c.created_at)
-                    .limit(batch)
-                )
-            ).all()
         stored = 0
-        for row in rows:
+        for row in await rows.remote_due(self.db, now, batch):
             try:
                 await self.materialize(row_to_file(row))
                 stored += 1
             except UpstreamError:
                 delay = min(86400.0, 60.0 * 2.0**row.fetch_attempts)
-                async with self.db.write() as conn:
-                    await conn.execute(
-                        t.files.update()
-                        .where(t.files.c.id == row.id)
-                        .values(fetch_attempts=row.fetch_attempts + 1, retry_at=now + delay)
-                    )
+                await rows.set_retry(self.db, row.id, row.fetch_attempts + 1, now + delay)
         return stored

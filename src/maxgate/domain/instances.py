@@ -13,12 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
-
 from maxgate.domain import ids
 from maxgate.domain.records import Instance
 from maxgate.errors import StoreConflict
-from maxgate.store import tables as t
+from maxgate.store import instances as rows
 from maxgate.store.database import Database
 
 YES_NO_SETTINGS = (
@@ -46,13 +44,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 DELAY_RANGE = (500, 600000)
 AUTH_CACHE_SECONDS = 1.0
 AUTH_CACHE_SIZE = 10_000  # entries; expired ones are dropped when it fills up
-_BY_ID = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("instance_id"))
-_LIVE_BY_CHAT_ID = sa.select(t.instances).where(
-    t.instances.c.chat_id == sa.bindparam("chat_id"), t.instances.c.deleted_at.is_(None)
-)
-_LIVE_BY_PHONE = sa.select(t.instances).where(
-    t.instances.c.phone == sa.bindparam("phone"), t.instances.c.deleted_at.is_(None)
-)
 
 
 def _row_to_instance(row: Any) -> Instance:
@@ -65,6 +56,7 @@ def _row_to_instance(row: Any) -> Instance:
         settings={**DEFAULT_SETTINGS, **json.loads(row.settings)},
         created_at=row.created_at,
         deleted=row.deleted_at is not None,
+        upstream=row.upstream,
     )
 
 
@@ -77,22 +69,30 @@ class Instances:
         *,
         auth_cache_seconds: float = AUTH_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        default_upstream: str = "sandbox",
     ) -> None:
         self.db = db
+        self.default_upstream = default_upstream  # the kind of an instance created without one
         self.auth_cache_seconds = auth_cache_seconds
         self._clock = clock
         # instance id -> (valid until, the instance, its token hash)
         self._auth_cache: dict[int, tuple[float, Instance, str]] = {}
 
     async def create(
-        self, *, name: str = "", settings: dict[str, Any] | None = None
+        self,
+        *,
+        name: str = "",
+        settings: dict[str, Any] | None = None,
+        upstream: str | None = None,
     ) -> tuple[Instance, str]:
-        """Create an instance; returns it with its token (shown once, stored only hashed)."""
+        """Create an instance; returns it with its token (shown once, stored only hashed).
+
+        ``upstream`` is the kind of messenger behind it (``default_upstream`` when None); the
+        caller checks that the server has that kind (``Upstreams.require_kind``).
+        """
         token = ids.new_instance_token()
         for _attempt in range(20):
-            async with self.db.read() as conn:
-                top = (await conn.execute(sa.select(sa.func.max(t.instances.c.id)))).scalar()
-            instance_id = max(int(top or 0) + 1, ids.FIRST_INSTANCE_ID)
+            instance_id = max(await rows.top_id(self.db) + 1, ids.FIRST_INSTANCE_ID)
             row = {
                 "id": instance_id,
                 "name": name,
@@ -101,11 +101,11 @@ class Instances:
                 "phone": ids.sandbox_phone(instance_id),
                 "state": "authorized",
                 "settings": json.dumps({**DEFAULT_SETTINGS, **(settings or {})}),
+                "upstream": upstream or self.default_upstream,
                 "created_at": time.time(),
             }
             try:
-                async with self.db.write() as conn:
-                    await conn.execute(t.instances.insert().values(**row))
+                await rows.insert(self.db, row)
             except StoreConflict:
                 continue  # another process took that id first
             instance = await self.get(instance_id)
@@ -115,7 +115,7 @@ class Instances:
 
     async def get(self, instance_id: int) -> Instance | None:
         """The instance with that id (deleted ones included), or None."""
-        row = await self.db.fetch_one(_BY_ID, {"instance_id": instance_id})
+        row = await rows.by_id(self.db, instance_id)
         return _row_to_instance(row) if row else None
 
     async def authenticate(self, instance_id: int, token: str) -> tuple[Instance | None, bool]:
@@ -128,7 +128,7 @@ class Instances:
         if cached is not None and cached[0] > now:
             _, instance, stored_hash = cached
             return instance, ids.token_matches(token, stored_hash)
-        row = await self.db.fetch_one(_BY_ID, {"instance_id": instance_id})
+        row = await rows.by_id(self.db, instance_id)
         if row is None:
             ids.token_matches(token, "0" * 64)  # same work for unknown ids
             return None, False
@@ -156,48 +156,30 @@ class Instances:
 
     async def by_chat_id(self, chat_id: str) -> Instance | None:
         """The live instance a sandbox chatId belongs to, or None."""
-        row = await self.db.fetch_one(_LIVE_BY_CHAT_ID, {"chat_id": chat_id})
+        row = await rows.live_by_chat_id(self.db, chat_id)
         return _row_to_instance(row) if row else None
 
     async def by_phone(self, phone: int) -> Instance | None:
         """The live instance with that phone number, or None."""
-        row = await self.db.fetch_one(_LIVE_BY_PHONE, {"phone": phone})
+        row = await rows.live_by_phone(self.db, phone)
         return _row_to_instance(row) if row else None
 
     async def list(self, *, include_deleted: bool = False) -> list[Instance]:
         """All instances, oldest first."""
-        query = sa.select(t.instances).order_by(t.instances.c.id)
-        if not include_deleted:
-            query = query.where(t.instances.c.deleted_at.is_(None))
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_row_to_instance(r) for r in rows]
+        found = await rows.all_rows(self.db, include_deleted=include_deleted)
+        return [_row_to_instance(r) for r in found]
 
     async def delete(self, instance_id: int) -> bool:
         """Mark an instance deleted; False if there is no such live instance."""
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                t.instances.update()
-                .where(t.instances.c.id == instance_id, t.instances.c.deleted_at.is_(None))
-                .values(deleted_at=time.time())
-            )
+        deleted = await rows.mark_deleted(self.db, instance_id, time.time())
         self.forget(instance_id)
-        return result.rowcount == 1
+        return deleted
 
     async def update_settings(self, instance_id: int, changes: dict[str, Any]) -> Instance:
         """Merge validated settings into an instance's settings; applies at once."""
         async with self.db.write() as conn:
-            current = (
-                await conn.execute(
-                    sa.select(t.instances.c.settings).where(t.instances.c.id == instance_id)
-                )
-            ).scalar_one()
-            merged = {**json.loads(current), **changes}
-            await conn.execute(
-                t.instances.update()
-                .where(t.instances.c.id == instance_id)
-                .values(settings=json.dumps(merged))
-            )
+            merged = {**json.loads(await rows.settings_of(conn, instance_id)), **changes}
+            await rows.set_settings(conn, instance_id, json.dumps(merged))
         self.forget(instance_id)
         instance = await self.get(instance_id)
         assert instance is not None
@@ -206,7 +188,5 @@ class Instances:
     async def set_state(self, instance_id: int, state: str) -> None:
         """Record the messenger connection state of an instance."""
         async with self.db.write() as conn:
-            await conn.execute(
-                t.instances.update().where(t.instances.c.id == instance_id).values(state=state)
-            )
+            await rows.set_state(conn, instance_id, state)
         self.forget(instance_id)

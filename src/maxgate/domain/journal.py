@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
-
 from maxgate.blobs import StoredBlob
 from maxgate.domain import ids
 from maxgate.domain import notifications as n
@@ -23,40 +21,18 @@ from maxgate.domain.messenger import InboundMessage
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import StoreConflict
-from maxgate.store import tables as t
-from maxgate.store.database import Database, upsert
+from maxgate.store import chats as chat_rows
+from maxgate.store import files as file_rows
+from maxgate.store import instances as instance_rows
+from maxgate.store import messages as message_rows
+from maxgate.store import notifications as notification_rows
+from maxgate.store import outbox as outbox_rows
+from maxgate.store.database import Database, Row, SyncTransaction, Transaction
 
 _STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
-_FILE_COLUMNS = [c.label("f_" + c.name) for c in t.files.c]
-_MESSAGE_QUERY = sa.select(t.messages, *_FILE_COLUMNS).select_from(
-    t.messages.outerjoin(t.files, t.files.c.id == t.messages.c.file_id)
-)
 
-
-_CHAT_COLUMNS = ("instance_id", "chat_id", "type", "name", "phone", "last_at")
-_INSERT_FILE = t.files.insert()
-_INSERT_MESSAGE = t.messages.insert()
-
-_BY_KEY = _MESSAGE_QUERY.where(
-    t.messages.c.instance_id == sa.bindparam("instance_id"),
-    t.messages.c.chat_id == sa.bindparam("chat_id"),
-    t.messages.c.id_message == sa.bindparam("id_message"),
-)
-
-# downloadFile's lookup: only the file's columns, and a row only when the message has a file.
-_FILE_BY_KEY = (
-    sa.select(t.files)
-    .select_from(t.messages.join(t.files, t.files.c.id == t.messages.c.file_id))
-    .where(
-        t.messages.c.instance_id == sa.bindparam("instance_id"),
-        t.messages.c.chat_id == sa.bindparam("chat_id"),
-        t.messages.c.id_message == sa.bindparam("id_message"),
-    )
-)
-
-
-def _row_to_message(row: Any) -> Message:
+def _row_to_message(row: Row) -> Message:
     m = row._mapping
     return Message(
         pk=m["id"],
@@ -93,27 +69,8 @@ class Journal:
         self.files = files
         self.instances = instances or Instances(db)
         self.notifications = notifications
-        self._chat_upserts: dict[bool, Any] = {}
         self.on_outbox: Callable[[], None] = lambda: None
         self.on_remote_file: Callable[[], None] = lambda: None
-
-    def _chat_upsert(self, named: bool) -> Any:
-        """INSERT … ON CONFLICT for chats, built once per dialect (values come as parameters:
-        building a statement with ``.values()`` on every message costs SQLAlchemy a cache-key
-        walk of half a millisecond)."""
-        statement = self._chat_upserts.get(named)
-        if statement is None:
-            update = ["last_at", "name"] if named else ["last_at"]
-            statement = upsert(
-                self.db.dialect,
-                t.chats,
-                {c: sa.bindparam(c) for c in _CHAT_COLUMNS},
-                keys=["instance_id", "chat_id"],
-                update=update,
-                fill=["phone"],  # a known number is kept when a message does not carry it
-            )
-            self._chat_upserts[named] = statement
-        return statement
 
     @staticmethod
     def _chat_values(
@@ -130,10 +87,9 @@ class Journal:
         }
 
     async def _touch_chat(
-        self, conn: Any, instance_id: int, chat_id: str, *, name: str = "", phone: int = 0
+        self, conn: Transaction, instance_id: int, chat_id: str, *, name: str = "", phone: int = 0
     ) -> None:
-        values = self._chat_values(instance_id, chat_id, name=name, phone=phone)
-        await conn.execute(self._chat_upsert(bool(name)), values)
+        await chat_rows.touch(conn, self._chat_values(instance_id, chat_id, name=name, phone=phone))
 
     async def record_outgoing(
         self,
@@ -183,35 +139,27 @@ class Journal:
                 file_id = file_row["id"]
                 file = row_to_file_values(file_row)
                 await self.files.record_blob(conn, blob)
-                await conn.execute(t.files.insert().values(**file_row))
-            result = await conn.execute(
-                t.messages.insert().values(
-                    instance_id=instance.id,
-                    chat_id=chat_id,
-                    id_message=id_message,
-                    direction="outgoing",
-                    type_message=type_message,
-                    timestamp=timestamp,
-                    sender_id=instance.chat_id,
-                    sender_name=instance.name,
-                    text=text,
-                    caption=caption,
-                    file_id=file_id,
-                    status="pending",
-                    send_by_api=True,
-                    quoted_id=quoted_id,
-                )
+                await file_rows.insert(conn, file_row)
+            message_pk = await message_rows.insert(
+                conn,
+                {
+                    "instance_id": instance.id,
+                    "chat_id": chat_id,
+                    "id_message": id_message,
+                    "direction": "outgoing",
+                    "type_message": type_message,
+                    "timestamp": timestamp,
+                    "sender_id": instance.chat_id,
+                    "sender_name": instance.name,
+                    "text": text,
+                    "caption": caption,
+                    "file_id": file_id,
+                    "status": "pending",
+                    "send_by_api": True,
+                    "quoted_id": quoted_id,
+                },
             )
-            message_pk = result.inserted_primary_key[0]  # type: ignore[index]
-            await conn.execute(
-                t.outbox.insert().values(
-                    instance_id=instance.id,
-                    message_id=message_pk,
-                    state="pending",
-                    not_before=0.0,
-                    created_at=time.time(),
-                )
-            )
+            await outbox_rows.enqueue(conn, instance.id, message_pk, time.time())
             await self._touch_chat(conn, instance.id, chat_id)
             if self.notifications is not None:
                 body = n.message_body(
@@ -220,7 +168,7 @@ class Journal:
                     id_message=id_message,
                     timestamp=timestamp,
                     chat_id=chat_id,
-                    chat_name=await self._chat_name(conn, instance.id, chat_id),
+                    chat_name=await chat_rows.name_of(conn, instance.id, chat_id),
                     sender=instance.chat_id,
                     sender_name=instance.name,
                     sender_phone=instance.phone,
@@ -237,16 +185,6 @@ class Journal:
         message = await self.get(instance.id, chat_id, id_message)
         assert message is not None
         return message
-
-    async def _chat_name(self, conn: Any, instance_id: int, chat_id: str) -> str:
-        name = (
-            await conn.execute(
-                sa.select(t.chats.c.name).where(
-                    t.chats.c.instance_id == instance_id, t.chats.c.chat_id == chat_id
-                )
-            )
-        ).scalar()
-        return str(name or "")
 
     async def on_message(self, message: InboundMessage) -> None:
         """Journal an inbound message (idempotent: a repeated idMessage is ignored)."""
@@ -323,15 +261,14 @@ class Journal:
             if message.chat_type == "user" and not message.from_me
             else 0,
         )
-        chat_upsert = self._chat_upsert(bool(message.chat_name))
 
-        def write(conn: sa.Connection) -> None:
+        def write(conn: SyncTransaction) -> None:
             if file_row is not None:
-                conn.execute(_INSERT_FILE, file_row)
-            conn.execute(_INSERT_MESSAGE, message_row)
+                file_rows.insert_sync(conn, file_row)
+            message_rows.insert_sync(conn, message_row)
             if notification is not None:
-                conn.execute(n.INSERT, notification)
-            conn.execute(chat_upsert, chat)
+                notification_rows.add_sync(conn, notification)
+            chat_rows.touch_sync(conn, chat)
 
         await self.db.transact(write)
         return True
@@ -347,26 +284,10 @@ class Journal:
         if instance is None:
             return
         async with self.db.write() as conn:
-            current = (
-                await conn.execute(
-                    sa.select(t.messages.c.status).where(
-                        t.messages.c.instance_id == instance_id,
-                        t.messages.c.chat_id == chat_id,
-                        t.messages.c.id_message == id_message,
-                    )
-                )
-            ).scalar()
+            current = await message_rows.status_of(conn, instance_id, chat_id, id_message)
             if current is None or _STATUS_ORDER.get(status, 0) <= _STATUS_ORDER.get(current, 0):
                 return
-            await conn.execute(
-                t.messages.update()
-                .where(
-                    t.messages.c.instance_id == instance_id,
-                    t.messages.c.chat_id == chat_id,
-                    t.messages.c.id_message == id_message,
-                )
-                .values(status=status)
-            )
+            await message_rows.set_status(conn, instance_id, chat_id, id_message, status)
             await self._status_notification(conn, instance, chat_id, id_message, status)
         if self.notifications is not None:
             self.notifications.wake(instance_id)
@@ -377,9 +298,7 @@ class Journal:
         if instance is None or instance.deleted:
             return
         async with self.db.write() as conn:
-            await conn.execute(
-                t.instances.update().where(t.instances.c.id == instance_id).values(state=state)
-            )
+            await instance_rows.set_state(conn, instance_id, state)
             if self.notifications is not None:
                 body = n.state_body(instance, state)
                 await self.notifications.add(conn, instance.settings, instance_id, body)
@@ -389,7 +308,7 @@ class Journal:
 
     async def _status_notification(
         self,
-        conn: Any,
+        conn: Transaction,
         instance: Instance,
         chat_id: str,
         id_message: str,
@@ -404,11 +323,7 @@ class Journal:
         """Mark an outgoing message failed, with the reason."""
         instance = await self.instances.get(message.instance_id)
         async with self.db.write() as conn:
-            await conn.execute(
-                t.messages.update()
-                .where(t.messages.c.id == message.pk)
-                .values(status="failed", status_description=description)
-            )
+            await message_rows.set_failed(conn, [message.pk], description)
             if instance is not None:
                 await self._status_notification(
                     conn, instance, message.chat_id, message.id_message, "failed", description
@@ -417,78 +332,49 @@ class Journal:
             self.notifications.wake(message.instance_id)
 
     async def fail_many(
-        self, conn: Any, instance: Instance, messages: list[Any], reason: str
+        self, conn: Transaction, instance: Instance, failed: list[Row], reason: str
     ) -> None:
         """Mark outgoing messages failed in the open transaction ``conn``, with their
-        notifications (``messages``: rows with ``id``, ``chat_id`` and ``id_message``)."""
-        if not messages:
+        notifications (``failed``: rows with ``id``, ``chat_id`` and ``id_message``)."""
+        if not failed:
             return
-        await conn.execute(
-            t.messages.update()
-            .where(t.messages.c.id.in_([m.id for m in messages]))
-            .values(status="failed", status_description=reason)
-        )
-        for m in messages:
+        await message_rows.set_failed(conn, [m.id for m in failed], reason)
+        for m in failed:
             await self._status_notification(
                 conn, instance, m.chat_id, m.id_message, "failed", reason
             )
 
     async def get(self, instance_id: int, chat_id: str, id_message: str) -> Message | None:
         """One message of one chat of one instance, or None."""
-        row = await self.db.fetch_one(
-            _BY_KEY, {"instance_id": instance_id, "chat_id": chat_id, "id_message": id_message}
-        )
+        row = await message_rows.by_key(self.db, instance_id, chat_id, id_message)
         return _row_to_message(row) if row else None
 
     async def file_of(self, instance_id: int, chat_id: str, id_message: str) -> FileRecord | None:
         """The file of one message of one chat of one instance; None when there is no such
         message or it carries no file (downloadFile answers both alike)."""
-        row = await self.db.fetch_one(
-            _FILE_BY_KEY, {"instance_id": instance_id, "chat_id": chat_id, "id_message": id_message}
-        )
+        row = await message_rows.file_by_key(self.db, instance_id, chat_id, id_message)
         return row_to_file(row) if row else None
 
     async def get_by_pk(self, pk: int) -> Message | None:
         """A message by its row id, or None."""
-        row = await self.db.fetch_one(_MESSAGE_QUERY.where(t.messages.c.id == pk))
+        row = await message_rows.by_pk(self.db, pk)
         return _row_to_message(row) if row else None
+
+    async def set_upstream_id(self, message: Message, upstream_id: str | None) -> None:
+        """Record the messenger's own id of a message it accepted."""
+        await message_rows.set_upstream_id(self.db, message.pk, upstream_id)
 
     async def history(self, instance_id: int, chat_id: str, count: int) -> list[Message]:
         """The newest ``count`` messages of a chat, newest first."""
-        query = (
-            _MESSAGE_QUERY.where(
-                t.messages.c.instance_id == instance_id, t.messages.c.chat_id == chat_id
-            )
-            .order_by(t.messages.c.timestamp.desc(), t.messages.c.id.desc())
-            .limit(count)
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_row_to_message(r) for r in rows]
+        found = await message_rows.history(self.db, instance_id, chat_id, count)
+        return [_row_to_message(r) for r in found]
 
     async def last(self, instance_id: int, direction: str, minutes: int) -> list[Message]:
         """Messages of one direction in the last ``minutes``, newest first."""
         since = int(time.time()) - minutes * 60
-        query = (
-            _MESSAGE_QUERY.where(
-                t.messages.c.instance_id == instance_id,
-                t.messages.c.timestamp >= since,
-                t.messages.c.direction == direction,
-            )
-            .order_by(t.messages.c.timestamp.desc(), t.messages.c.id.desc())
-            .limit(10000)
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_row_to_message(r) for r in rows]
+        found = await message_rows.since(self.db, instance_id, direction, since, limit=10000)
+        return [_row_to_message(r) for r in found]
 
     async def chats(self, instance_id: int) -> list[dict[str, Any]]:
         """The chats of an instance, most recent first."""
-        query = (
-            sa.select(t.chats.c.chat_id, t.chats.c.phone, t.chats.c.name, t.chats.c.type)
-            .where(t.chats.c.instance_id == instance_id)
-            .order_by(t.chats.c.last_at.desc())
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [dict(r._mapping) for r in rows]
+        return await chat_rows.of_instance(self.db, instance_id)

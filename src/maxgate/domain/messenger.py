@@ -1,6 +1,13 @@
 """The messenger port: what maxgate needs from a messenger (sandbox, MAX Bot API, …), and the
 shapes in which a messenger reports what happens. The domain depends on this; the adapters in
-``maxgate.upstream`` implement it."""
+``maxgate.upstream`` implement it.
+
+Every instance has an upstream *kind* (``Instance.upstream``: ``sandbox`` today); the runtime
+keeps one adapter per kind. Events reach the domain through one path, the ``InboundSink`` an
+adapter is started with (no second stream). What a kind can do is its ``capabilities()``: a v3
+method that needs the messenger (``MESSENGER_METHODS``) and is not among them is refused by
+``require_method`` before its handler runs, never answered with a made-up success.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.errors import ApiError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,6 +51,25 @@ class InboundMessage:
     from_me: bool = False
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contact:
+    """A person in the account's address book, as the messenger knows them."""
+
+    chat_id: str
+    name: str
+    phone: int = 0  # 0 when the messenger does not tell
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChatInfo:
+    """One of the account's chats on the messenger (a person or a group)."""
+
+    chat_id: str
+    type: str  # user | group
+    name: str
+    phone: int = 0  # a person's number when known; 0 for groups
+
+
 class InboundSink(Protocol):
     """Where an upstream reports what happens (the journal implements it)."""
 
@@ -60,9 +87,18 @@ class InboundSink(Protocol):
 
 
 class Upstream(Protocol):
-    """A messenger behind the gateway."""
+    """A messenger behind the gateway: one adapter per kind serves all instances of that kind.
+
+    Methods that take an ``Instance`` act on that instance's account; failures of the messenger
+    raise ``UpstreamError`` (``UpstreamFileGone`` for a file it no longer has).
+    """
 
     kind: str
+
+    def capabilities(self) -> frozenset[str]:
+        """The v3 methods (canonical names, e.g. ``"sendMessage"``) this kind can honour among
+        ``MESSENGER_METHODS``; ``GATEWAY_METHODS`` are answered by maxgate alone."""
+        ...
 
     async def start(self, sink: InboundSink) -> None:
         """Start receiving; events go to ``sink``."""
@@ -83,11 +119,30 @@ class Upstream(Protocol):
         ...
 
     def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
-        """Stream a file's bytes from the messenger; raises ``UpstreamFileGone`` if it is gone."""
+        """Stream a file's bytes from the messenger.
+
+        ``file.upstream_ref`` is what the adapter put in ``InboundFile.ref``; when the address
+        in it has expired (a messenger's download URLs are temporary), the adapter resolves the
+        file again through its message before giving up. Raises ``UpstreamFileGone`` when the
+        messenger no longer has the file.
+        """
         ...
 
     async def check_account(self, phone: int) -> str | None:
-        """The chatId of the account with that phone number, or None."""
+        """The chatId of the account with that phone number, or None.
+
+        Kept for the ``checkAccount`` handler until it calls ``resolve_phone`` with its
+        instance; the per-instance router answers it through the default kind.
+        """
+        ...
+
+    async def resolve_phone(self, instance: Instance, phone: int) -> str | None:
+        """The chatId under which ``instance``'s account reaches that phone number, or None."""
+        ...
+
+    async def state(self, instance: Instance) -> str:
+        """The account's connection state as the messenger sees it now (a v3 ``stateInstance``:
+        ``authorized``, ``notAuthorized``, ``starting``, ``blocked`` …)."""
         ...
 
     async def reboot(self, instance: Instance) -> None:
@@ -97,5 +152,100 @@ class Upstream(Protocol):
         """Log the account out (state notAuthorized until it logs in again)."""
 
     async def qr(self, instance: Instance) -> bytes | None:
-        """A PNG QR code to log the account in, or None when it is logged in."""
+        """A PNG QR code to log the account in, or None when it is already authorised.
+
+        The login completes on the messenger's side (a phone scans the code); the state change
+        arrives through the sink. With two-factor authentication the account then waits for
+        ``send_password``.
+        """
         ...
+
+    async def send_password(self, instance: Instance, password: str) -> bool:
+        """Answer the two-factor challenge of a login in progress: True when the account is
+        now authorised, False for a wrong password. Raises ``UpstreamError`` when no login is
+        waiting for a password."""
+        ...
+
+    async def contacts(self, instance: Instance) -> list[Contact]:
+        """The account's contacts (people only)."""
+        ...
+
+    async def chats(self, instance: Instance) -> list[ChatInfo]:
+        """The account's chats on the messenger: people and groups."""
+        ...
+
+    async def history(self, instance: Instance, chat_id: str, since: int) -> list[InboundMessage]:
+        """The messages of one chat from ``since`` (Unix seconds) on, oldest first, in the form
+        the sink takes: after a reconnect the domain hands them to ``on_message`` again, which
+        ignores the idMessages it has (a backfill without gaps or duplicates). The account's
+        own messages come with ``from_me``."""
+        ...
+
+
+GATEWAY_METHODS = frozenset(
+    {
+        # Answered from maxgate's own store, whatever the upstream: settings, state as last
+        # reported, journals, queues, notifications, and files (a file maxgate no longer holds
+        # is fetched again through ``fetch_file``, which every kind implements).
+        "getSettings",
+        "setSettings",
+        "getStateInstance",
+        "getAccountSettings",
+        "getChatHistory",
+        "getMessage",
+        "lastIncomingMessages",
+        "lastOutgoingMessages",
+        "getChats",
+        "receiveNotification",
+        "deleteNotification",
+        "getWebhooksCount",
+        "clearWebhooksQueue",
+        "showMessagesQueue",
+        "clearMessagesQueue",
+        "getMessagesCount",
+        "uploadFile",
+        "downloadFile",
+    }
+)
+"""The v3 methods every instance has, whatever its kind."""
+
+MESSENGER_METHODS = frozenset(
+    {
+        # Served today.
+        "sendMessage",
+        "sendFileByUpload",
+        "sendFileByUrl",
+        "checkAccount",
+        "reboot",
+        "logout",
+        "qr",
+        # Named by the MAX connector issues (11, 12); listed before they exist so that an
+        # upstream that cannot do them is refused from their first day.
+        "sendAuthorizationPassword",
+        "getContacts",
+        "getContactInfo",
+        "getAvatar",
+        "readChat",
+        "createGroup",
+    }
+)
+"""The v3 methods that need the messenger: an instance has one only when its upstream's
+``capabilities()`` names it. Every method of the API is in exactly one of the two sets
+(``tests/api/test_capabilities.py``)."""
+
+NOT_AVAILABLE_STATUS = 400
+
+
+def require_method(kind: str, capabilities: frozenset[str], method: str) -> None:
+    """Refuse a v3 method the instance's upstream cannot honour.
+
+    ``method`` is the canonical name; ``kind`` the instance's upstream kind; ``capabilities``
+    that kind's (empty for a kind this server has no adapter for). A messenger method
+    (``MESSENGER_METHODS``) outside them raises ``ApiError`` 400
+    ``Method <method> is not available for this instance kind: <kind>``.
+    """
+    if method in MESSENGER_METHODS and method not in capabilities:
+        raise ApiError(
+            NOT_AVAILABLE_STATUS,
+            f"Method {method} is not available for this instance kind: {kind}",
+        )

@@ -22,11 +22,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 
 from maxgate.domain.records import FileRecord, Instance
-from maxgate.store import tables as t
-from maxgate.store.database import Database
+from maxgate.store import notifications as rows
+from maxgate.store.database import Database, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +45,6 @@ WATCH_INTERVAL = 0.25  # how often a process looks for rows other processes adde
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
-_HEAD = (
-    sa.select(t.notifications.c.id, t.notifications.c.body, t.notifications.c.file_id)
-    .where(t.notifications.c.instance_id == sa.bindparam("instance_id"))
-    .order_by(t.notifications.c.id)
-    .limit(1)
-)
-_LAST_ID = sa.select(sa.func.max(t.notifications.c.id))
-INSERT = t.notifications.insert()
-
 
 def wanted(settings: Mapping[str, Any], kind: str) -> bool:
     """Whether an instance's settings queue notifications of this kind (default: yes)."""
@@ -68,8 +58,8 @@ def entry(
     *,
     file_id: str | None = None,
 ) -> dict[str, Any] | None:
-    """The ``notifications`` row (for ``INSERT``) queuing ``body``, or None when the instance's
-    settings do not want this kind."""
+    """The ``notifications`` row (``maxgate.store.notifications.add``) queuing ``body``, or
+    None when the instance's settings do not want this kind."""
     kind = body["typeWebhook"]
     if not wanted(settings, kind):
         return None
@@ -205,7 +195,7 @@ class Notifications:
 
     async def add(
         self,
-        conn: Any,
+        conn: Transaction,
         settings: Mapping[str, Any],
         instance_id: int,
         body: dict[str, Any],
@@ -217,7 +207,7 @@ class Notifications:
         row = entry(settings, instance_id, body, file_id=file_id)
         if row is None:
             return False
-        await conn.execute(INSERT, row)
+        await rows.add(conn, row)
         return True
 
     def wake(self, instance_id: int) -> None:
@@ -242,7 +232,7 @@ class Notifications:
 
     async def head(self, instance_id: int) -> dict[str, Any] | None:
         """The oldest queued notification as ``{"receiptId", "body"}``, or None."""
-        row = await self.db.fetch_one(_HEAD, {"instance_id": instance_id})
+        row = await rows.head(self.db, instance_id)
         if row is None:
             return None
         receipt_id, body, file_id = tuple(row)
@@ -265,44 +255,20 @@ class Notifications:
 
     async def delete(self, instance_id: int, receipt_id: int) -> bool:
         """Remove one notification of an instance; False when there is no such receipt."""
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                t.notifications.delete().where(
-                    t.notifications.c.instance_id == instance_id,
-                    t.notifications.c.id == receipt_id,
-                )
-            )
-        return bool(result.rowcount)
+        return await rows.delete(self.db, instance_id, receipt_id)
 
     async def count(self, instance_id: int) -> int:
         """How many notifications of an instance are queued."""
-        async with self.db.read() as conn:
-            return int(
-                (
-                    await conn.execute(
-                        sa.select(sa.func.count())
-                        .select_from(t.notifications)
-                        .where(t.notifications.c.instance_id == instance_id)
-                    )
-                ).scalar_one()
-            )
+        return await rows.count(self.db, instance_id)
 
     async def clear(self, instance_id: int) -> int:
         """Drop every queued notification of an instance; returns how many."""
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                t.notifications.delete().where(t.notifications.c.instance_id == instance_id)
-            )
-        return int(result.rowcount)
+        return await rows.clear(self.db, instance_id)
 
     async def sweep(self, *, now: float | None = None) -> int:
         """Drop notifications older than the queue retention; returns how many."""
         cutoff = (time.time() if now is None else now) - self.retention
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                t.notifications.delete().where(t.notifications.c.created_at < cutoff)
-            )
-        dropped = int(result.rowcount)
+        dropped = await rows.drop_older_than(self.db, cutoff)
         if dropped:
             log.warning("dropped %d notifications older than the queue retention", dropped)
         return dropped
@@ -312,14 +278,12 @@ class Notifications:
     async def watch(self, *, interval: float = WATCH_INTERVAL) -> None:
         """Work forever: while someone long-polls, notice rows other processes queued (the CLI,
         other server workers) and wake the waiters; they look at their own heads again."""
-        row = await self.db.fetch_one(_LAST_ID)
-        self._last_seen = (row[0] if row else None) or 0
+        self._last_seen = await rows.last_id(self.db)
         while True:
             await asyncio.sleep(interval)
             if not self._waiters:
                 continue
-            row = await self.db.fetch_one(_LAST_ID)
-            last = (row[0] if row else None) or 0
+            last = await rows.last_id(self.db)
             if last > self._last_seen:
                 self._last_seen = last
                 waiters, self._waiters = self._waiters, {}

@@ -46,9 +46,6 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
 
 from maxgate.domain.drains import Drains
 from maxgate.domain.files import Files
@@ -57,8 +54,9 @@ from maxgate.domain.journal import Journal
 from maxgate.domain.messenger import Upstream
 from maxgate.domain.records import Message
 from maxgate.errors import MaxgateError
-from maxgate.store import tables as t
-from maxgate.store.database import Database
+from maxgate.store import instances as instance_rows
+from maxgate.store import outbox as rows
+from maxgate.store.database import Database, Row
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +158,7 @@ class Outbox:
         """At start: hand back to the queue, at once, the entries whose owner is a process of
         this host that no longer runs. Entries of other hosts wait for their lease to run out
         (then a claim takes them over). Returns how many were handed back."""
-        async with self.db.read() as conn:
-            owners = (
-                await conn.execute(
-                    sa.select(t.outbox.c.owner)
-                    .where(t.outbox.c.state == "sending", t.outbox.c.owner.is_not(None))
-                    .distinct()
-                )
-            ).scalars()
-            gone = [owner for owner in owners if owner_is_gone(owner)]
+        gone = [owner for owner in await rows.sending_owners(self.db) if owner_is_gone(owner)]
         released = 0
         for owner in gone:
             released += await self._release(owner)
@@ -178,13 +168,7 @@ class Outbox:
 
     async def _release(self, owner: str) -> int:
         """Return ``owner``'s claims to the queue (still theirs: a takeover is not undone)."""
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                t.outbox.update()
-                .where(t.outbox.c.state == "sending", t.outbox.c.owner == owner)
-                .values(state="pending", owner=None, lease_until=None)
-            )
-            return int(result.rowcount or 0)
+        return await rows.release(self.db, owner)
 
     async def run(self, *, tick: float = 1.0) -> None:
         """Work forever: hand ready entries to the upstream, one task per instance."""
@@ -193,31 +177,9 @@ class Outbox:
     async def dispatch(self) -> float:
         """Start a send task for every instance with a ready entry; returns seconds to wait."""
         now = time.time()
-        sending = t.outbox.c.state == "sending"
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(
-                        t.outbox.c.instance_id,
-                        sa.func.min(
-                            sa.case((t.outbox.c.state == "pending", t.outbox.c.not_before))
-                        ),
-                        sa.func.max(t.instances.c.next_send_at),
-                        # an entry in flight: its lease (0 when it has none) and its owner
-                        sa.func.max(
-                            sa.case((sending, sa.func.coalesce(t.outbox.c.lease_until, 0.0)))
-                        ),
-                        sa.func.max(sa.case((sending, t.outbox.c.owner))),
-                    )
-                    .select_from(
-                        t.outbox.join(t.instances, t.instances.c.id == t.outbox.c.instance_id)
-                    )
-                    .where(t.outbox.c.state.in_(("pending", "sending")))
-                    .group_by(t.outbox.c.instance_id)
-                )
-            ).all()
         wait = 1.0
-        for instance_id, not_before, next_send_at, lease_until, owner in rows:
+        # lease_until and owner: of the entry in flight (its lease 0 when it has none), or None
+        for instance_id, not_before, next_send_at, lease_until, owner in await rows.queues(self.db):
             if self._drains.busy(instance_id):
                 continue
             if lease_until is not None and lease_until > now and not owner_is_gone(owner):
@@ -236,7 +198,7 @@ class Outbox:
         while (entry := await self._claim(instance_id)) is not None:
             await self._send(entry)
 
-    async def _claim(self, instance_id: int) -> Any:
+    async def _claim(self, instance_id: int) -> Row | None:
         """Claim the instance's next entry if its turn has come; None otherwise.
 
         The next entry is the one in flight when its sender is gone or its lease ran out (it is
@@ -245,61 +207,19 @@ class Outbox:
         me = self.owner
         now = time.time()
         async with self.db.write() as conn:
-            lock = sa.select(t.instances.c.next_send_at, t.instances.c.settings).where(
-                t.instances.c.id == instance_id
-            )
-            if self.db.dialect == "postgresql":
-                lock = lock.with_for_update()
-            instance = (await conn.execute(lock)).first()
+            instance = await instance_rows.lock_pacing(conn, instance_id)
             if instance is None or instance.next_send_at > now:
                 return None
-            in_flight = (
-                await conn.execute(
-                    sa.select(t.outbox)
-                    .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "sending")
-                    .order_by(t.outbox.c.id)
-                    .limit(1)
-                )
-            ).first()
-            claim = t.outbox.update()
-            row: Any
+            in_flight = await rows.in_flight(conn, instance_id)
             if in_flight is not None:
                 if (in_flight.lease_until or 0.0) > now and not owner_is_gone(in_flight.owner):
                     return None  # order: the previous message is still being handed over
-                row = in_flight
-                # Only if it is still as read: a late renewal by its owner keeps it.
-                claim = claim.where(
-                    t.outbox.c.id == row.id,
-                    t.outbox.c.state == "sending",
-                    t.outbox.c.owner.is_not_distinct_from(row.owner),
-                    t.outbox.c.lease_until.is_not_distinct_from(row.lease_until),
-                )
+                row = in_flight  # taken over, only if still as read (rows.claim)
             else:
-                row = (
-                    await conn.execute(
-                        sa.select(t.outbox)
-                        .where(
-                            t.outbox.c.instance_id == instance_id,
-                            t.outbox.c.state == "pending",
-                            t.outbox.c.not_before <= now,
-                        )
-                        .order_by(t.outbox.c.id)
-                        .limit(1)
-                    )
-                ).first()
+                row = await rows.next_due(conn, instance_id, now)
                 if row is None:
                     return None
-                claim = claim.where(t.outbox.c.id == row.id)
-            claimed = await conn.execute(
-                claim.values(
-                    state="sending",
-                    attempts=row.attempts + 1,
-                    claimed_at=now,
-                    owner=me,
-                    lease_until=now + LEASE,
-                )
-            )
-            if claimed.rowcount != 1:
+            if not await rows.claim(conn, row, owner=me, now=now, lease_until=now + LEASE):
                 return None  # its owner renewed it after all
             if in_flight is not None:
                 log.warning(
@@ -310,14 +230,10 @@ class Outbox:
                     row.owner,
                 )
             delay = int(json.loads(instance.settings).get("delaySendMessagesMilliseconds", 500))
-            await conn.execute(
-                t.instances.update()
-                .where(t.instances.c.id == instance_id)
-                .values(next_send_at=now + delay / 1000)
-            )
+            await instance_rows.set_next_send_at(conn, instance_id, now + delay / 1000)
             return row
 
-    async def _send(self, entry: Any) -> None:
+    async def _send(self, entry: Row) -> None:
         owner = self.owner
         message = await self.journal.get_by_pk(entry.message_id)
         instance = await self.instances.get(entry.instance_id)
@@ -333,12 +249,7 @@ class Outbox:
         except MaxgateError as exc:
             await self._retry_or_fail(entry, message, str(exc), owner)
             return
-        async with self.db.write() as conn:
-            await conn.execute(
-                t.messages.update()
-                .where(t.messages.c.id == message.pk)
-                .values(upstream_id=upstream_id)
-            )
+        await self.journal.set_upstream_id(message, upstream_id)
         await self.journal.on_status(instance.id, message.chat_id, message.id_message, "sent")
         await self._finish(entry.id)
 
@@ -356,20 +267,11 @@ class Outbox:
         while True:
             await asyncio.sleep(LEASE / 3)
             try:
-                async with self.db.write() as conn:
-                    result = await conn.execute(
-                        t.outbox.update()
-                        .where(
-                            t.outbox.c.id == entry_id,
-                            t.outbox.c.state == "sending",
-                            t.outbox.c.owner == owner,
-                        )
-                        .values(lease_until=time.time() + LEASE)
-                    )
+                renewed = await rows.renew(self.db, entry_id, owner, time.time() + LEASE)
             except MaxgateError:
                 log.warning("renewing the lease of outbox entry %s failed", entry_id, exc_info=True)
                 continue
-            if result.rowcount != 1:
+            if not renewed:
                 log.warning(
                     "outbox entry %s is no longer ours (its lease ran out and another process "
                     "took it over): finishing this hand-over anyway; the messenger drops the "
@@ -378,52 +280,27 @@ class Outbox:
                 )
                 return
 
-    async def _retry_or_fail(self, entry: Any, message: Message, reason: str, owner: str) -> None:
+    async def _retry_or_fail(self, entry: Row, message: Message, reason: str, owner: str) -> None:
         if entry.attempts + 1 >= MAX_ATTEMPTS:
             log.warning("giving up on message %s: %s", message.id_message, reason)
             await self.journal.fail(message, reason)
             await self._finish(entry.id)
             return
         backoff = min(60.0, 2.0 ** (entry.attempts + 1))
-        async with self.db.write() as conn:
-            await conn.execute(
-                t.outbox.update()
-                .where(t.outbox.c.id == entry.id, t.outbox.c.owner == owner)  # not if taken over
-                .values(
-                    state="pending", not_before=time.time() + backoff, owner=None, lease_until=None
-                )
-            )
+        await rows.retry_later(self.db, entry.id, owner, time.time() + backoff)
 
     async def _finish(self, entry_id: int) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(t.outbox.delete().where(t.outbox.c.id == entry_id))
+        await rows.finish(self.db, entry_id)
 
     async def pending(self, instance_id: int) -> list[Message]:
         """Messages of an instance still waiting for the messenger, oldest first."""
-        async with self.db.read() as conn:
-            ids = (
-                await conn.execute(
-                    sa.select(t.outbox.c.message_id)
-                    .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending")
-                    .order_by(t.outbox.c.id)
-                )
-            ).scalars()
-            message_ids = list(ids)
+        message_ids = await rows.pending_message_ids(self.db, instance_id)
         found = [await self.journal.get_by_pk(pk) for pk in message_ids]
         return [m for m in found if m is not None]
 
     async def count(self, instance_id: int) -> int:
         """How many messages of an instance wait for the messenger."""
-        async with self.db.read() as conn:
-            return int(
-                (
-                    await conn.execute(
-                        sa.select(sa.func.count())
-                        .select_from(t.outbox)
-                        .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending")
-                    )
-                ).scalar_one()
-            )
+        return await rows.count_pending(self.db, instance_id)
 
     async def clear(self, instance_id: int) -> int:
         """Drop an instance's waiting messages (they become ``failed``, with notifications)."""
@@ -431,24 +308,11 @@ class Outbox:
         if instance is None:
             return 0
         async with self.db.write() as conn:
-            waiting = (
-                await conn.execute(
-                    sa.select(t.messages.c.id, t.messages.c.chat_id, t.messages.c.id_message)
-                    .select_from(
-                        t.outbox.join(t.messages, t.messages.c.id == t.outbox.c.message_id)
-                    )
-                    .where(t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending")
-                    .order_by(t.outbox.c.id)
-                )
-            ).all()
+            waiting = await rows.waiting_messages(conn, instance_id)
             if not waiting:
                 return 0
-            await conn.execute(
-                t.outbox.delete().where(
-                    t.outbox.c.instance_id == instance_id, t.outbox.c.state == "pending"
-                )
-            )
-            await self.journal.fail_many(conn, instance, list(waiting), "cleared from the queue")
+            await rows.drop_pending(conn, instance_id)
+            await self.journal.fail_many(conn, instance, waiting, "cleared from the queue")
         if self.journal.notifications is not None:
             self.journal.notifications.wake(instance_id)
         return len(waiting)

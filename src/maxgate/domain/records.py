@@ -52,6 +52,8 @@ class Instance:
     settings: dict[str, Any]
     created_at: float
     deleted: bool
+    # The messenger behind it (maxgate.domain.messenger): "sandbox", later "maxbot", "maxuser".
+    upstream: str = "sandbox"
 
     @property
     def wid(self) -> str:

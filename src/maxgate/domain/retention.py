@@ -15,12 +15,10 @@ import hashlib
 import time
 from typing import Any
 
-import sqlalchemy as sa
-
 from maxgate.blobs import BlobStore
 from maxgate.blobs.store import HOLD_SECONDS
 from maxgate.errors import BlobError, BlobNotFound
-from maxgate.store import tables as t
+from maxgate.store import files as rows
 from maxgate.store.database import Database
 
 
@@ -77,67 +75,29 @@ class Retention:
             result.freed_bytes += freed
 
     async def _evict_batch(self, batch: int, now: float) -> tuple[int, set[str]]:
-        async with self.db.write() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(t.files.c.id, t.files.c.sha256)
-                    .where(t.files.c.state == "stored", t.files.c.expires_at <= now)
-                    .limit(batch)
-                )
-            ).all()
-            if not rows:
-                return 0, set()
-            await conn.execute(
-                t.files.update()
-                .where(t.files.c.id.in_([r.id for r in rows]), t.files.c.state == "stored")
-                .values(state="evicted")
-            )
-        return len(rows), {r.sha256 for r in rows if r.sha256}
+        evicted = await rows.evict_expired(self.db, now, batch)
+        return len(evicted), {r.sha256 for r in evicted if r.sha256}
 
     async def _drop_if_unheld(self, sha256: str) -> int | None:
         """Delete a blob no stored file holds any more; returns its size, or None if kept."""
-        holders = sa.select(sa.func.count()).where(
-            t.files.c.sha256 == sha256, t.files.c.state == "stored"
-        )
-        async with self.db.read() as conn:
-            if (await conn.execute(holders)).scalar_one():
-                self._held.pop(sha256, None)
-                return None
+        if await rows.is_held(self.db, sha256):
+            self._held.pop(sha256, None)
+            return None
         if not await self.blobs.delete_unless_held(sha256, hold_seconds=self.hold_seconds):
             self._held[sha256] = time.time()  # an upload is about to record a file holding it
             return None
         self._held.pop(sha256, None)
-        async with self.db.write() as conn:
-            size = (
-                await conn.execute(sa.select(t.blobs.c.size).where(t.blobs.c.sha256 == sha256))
-            ).scalar()
-            # A file recorded meanwhile re-published the bytes (see BlobStore): keep its row.
-            await conn.execute(
-                t.blobs.delete().where(t.blobs.c.sha256 == sha256, ~sa.exists(holders))
-            )
-        return int(size or 0)
+        # A file recorded meanwhile re-published the bytes (see BlobStore): its row is kept.
+        return await rows.forget_blob(self.db, sha256)
 
     async def stats(self) -> list[dict[str, Any]]:
         """Files and bytes by instance and state."""
-        query = (
-            sa.select(
-                t.files.c.instance_id,
-                t.files.c.state,
-                sa.func.count().label("files"),
-                sa.func.coalesce(sa.func.sum(t.files.c.size), 0).label("bytes"),
-            )
-            .group_by(t.files.c.instance_id, t.files.c.state)
-            .order_by(t.files.c.instance_id, t.files.c.state)
-        )
-        async with self.db.read() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+        return await rows.stats(self.db)
 
     async def verify(self) -> VerifyResult:
         """Re-hash every recorded blob; report wrong and missing ones."""
         result = VerifyResult()
-        async with self.db.read() as conn:
-            rows = (await conn.execute(sa.select(t.blobs.c.sha256, t.blobs.c.key))).all()
-        for sha256, key in rows:
+        for sha256, key in await rows.blobs(self.db):
             result.checked += 1
             digest = hashlib.sha256()
             try:

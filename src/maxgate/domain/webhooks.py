@@ -23,69 +23,22 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import h11
-import httpcore
 import msgspec
-import sqlalchemy as sa
 
 from maxgate.domain.drains import Drains
 from maxgate.domain.instances import Instances
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.records import Instance
 from maxgate.errors import MaxgateError
-from maxgate.net.poster import AnswerTooLarge, WebhookPoster
-from maxgate.store import tables as t
-from maxgate.store.database import Database
+from maxgate.net.poster import WebhookPoster
+from maxgate.store import webhooks as rows
+from maxgate.store.database import Database, Row
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
 DEFAULT_RETRY_DELAYS = (5.0, 10.0, 60.0)  # the last one repeats
 _encode = msgspec.json.Encoder().encode
-
-_HEADS = sa.select(
-    t.notifications.c.instance_id,
-    t.notifications.c.next_attempt_at,
-    t.notifications.c.lease_until,
-).where(
-    t.notifications.c.id.in_(
-        sa.select(sa.func.min(t.notifications.c.id)).group_by(t.notifications.c.instance_id)
-    )
-)
-
-
-_N = t.notifications.c
-_LOCK_INSTANCE = sa.select(t.instances.c.id).where(t.instances.c.id == sa.bindparam("instance_id"))
-_CLAIMABLE = (
-    sa.select(_N.id, _N.body, _N.file_id, _N.attempts, _N.next_attempt_at, _N.lease_until)
-    .where(_N.instance_id == sa.bindparam("instance_id"))
-    .order_by(_N.id)
-    .limit(BATCH)
-)
-_LEASE = (
-    t.notifications.update()
-    .where(
-        _N.instance_id == sa.bindparam("owner"),
-        _N.id.between(sa.bindparam("first"), sa.bindparam("last")),
-    )
-    .values(lease_until=sa.bindparam("until"))
-)
-_DELETE = t.notifications.delete().where(_N.id.in_(sa.bindparam("ids", expanding=True)))
-_RELEASE = (
-    t.notifications.update()
-    .where(_N.id.in_(sa.bindparam("ids", expanding=True)))
-    .values(lease_until=0)
-)
-_RESCHEDULE = (
-    t.notifications.update()
-    .where(_N.id == sa.bindparam("receipt"))
-    .values(
-        attempts=sa.bindparam("attempts"),
-        next_attempt_at=sa.bindparam("next_at"),
-        lease_until=0,
-        last_error=sa.bindparam("error"),
-    )
-)
 
 
 def webhook_url(instance: Instance) -> str:
@@ -138,10 +91,8 @@ class Webhooks:
     async def dispatch(self) -> float:
         """Start draining every instance with a due head; returns seconds until the next."""
         now = time.time()
-        async with self.db.read() as conn:
-            heads = (await conn.execute(_HEADS)).all()
         wait = 1.0
-        for instance_id, next_attempt_at, lease_until in heads:
+        for instance_id, next_attempt_at, lease_until in await rows.heads(self.db):
             if self._drains.busy(instance_id):
                 continue
             due = max(next_attempt_at, lease_until)
@@ -163,32 +114,21 @@ class Webhooks:
             if not claimed or not await self._deliver_batch(instance, claimed):
                 return
 
-    async def _claim(self, instance_id: int) -> list[Any]:
+    async def _claim(self, instance_id: int) -> list[Row]:
         """Lease the head of an instance's queue (up to BATCH rows) if it is due and free."""
         now = time.time()
-        key = {"instance_id": instance_id}
-        lock_owner = self.db.dialect == "postgresql"  # SQLite's BEGIN IMMEDIATE already excludes
         until = now + self.lease
+        return await self.db.transact(
+            lambda conn: rows.claim_sync(conn, instance_id, now=now, until=until, batch=BATCH)
+        )
 
-        def claim(conn: sa.Connection) -> list[Any]:
-            if lock_owner:
-                conn.execute(_LOCK_INSTANCE.with_for_update(), key)
-            rows = conn.execute(_CLAIMABLE, key).all()
-            if not rows or rows[0].lease_until > now or rows[0].next_attempt_at > now:
-                return []
-            lease = {"owner": instance_id, "first": rows[0].id, "last": rows[-1].id}
-            conn.execute(_LEASE, {**lease, "until": until})
-            return list(rows)
-
-        return await self.db.transact(claim)
-
-    async def _deliver_batch(self, instance: Instance, rows: list[Any]) -> bool:
+    async def _deliver_batch(self, instance: Instance, claimed: list[Row]) -> bool:
         """POST the leased rows in order; settle them. False when the head must wait."""
         stop_by = time.time() + self.lease - self.timeout - 5.0
         delivered: list[int] = []
         failed: tuple[Any, str] | None = None
         try:
-            for row in rows:
+            for row in claimed:
                 if time.time() > stop_by:
                     break  # the lease runs out: settle and claim again
                 url = webhook_url(instance)
@@ -198,7 +138,7 @@ class Webhooks:
                     break
                 delivered.append(row.id)
         finally:
-            await self._settle(instance.id, rows, delivered, failed)
+            await self._settle(instance.id, claimed, delivered, failed)
         return failed is None
 
     async def _post(self, instance: Instance, url: str, row: Any) -> str | None:
@@ -219,15 +159,7 @@ class Webhooks:
             headers["X-Maxgate-Signature"] = signature(secret, timestamp, body)
         try:
             status = await self._poster.post(url, body, headers, deadline=self.timeout)
-        except TimeoutError:
-            return f"no answer within {self.timeout:g} s"
-        except (
-            OSError,
-            h11.ProtocolError,
-            AnswerTooLarge,
-            httpcore.ConnectError,
-            MaxgateError,
-        ) as exc:
+        except MaxgateError as exc:  # OutboundError ("no answer within 5 s", …), OutboundBlocked
             return f"{exc.__class__.__name__}: {exc}"[:500]
         if 200 <= status < 300:
             return None
@@ -236,38 +168,27 @@ class Webhooks:
     async def _settle(
         self,
         instance_id: int,
-        rows: list[Any],
+        claimed: list[Row],
         delivered: list[int],
         failed: tuple[Any, str] | None,
     ) -> None:
         """Delete what was delivered, schedule a failed head again, release the rest."""
         now = time.time()
-        async with self.db.write() as conn:
-            if delivered:
-                await conn.execute(_DELETE, {"ids": delivered})
-            if failed is not None:
-                row, error = failed
-                attempts = row.attempts + 1
-                delay = self.retry_delay(attempts)
-                log.warning(
-                    "webhook of instance %s, receipt %s failed (attempt %d, next in %g s): %s",
-                    instance_id, row.id, attempts, delay, error,
-                )  # fmt: skip
-                await conn.execute(
-                    _RESCHEDULE,
-                    {
-                        "receipt": row.id,
-                        "attempts": attempts,
-                        "next_at": now + delay,
-                        "error": error,
-                    },
-                )
-            done = set(delivered)
-            if failed is not None:
-                done.add(failed[0].id)
-            rest = [row.id for row in rows if row.id not in done]
-            if rest:
-                await conn.execute(_RELEASE, {"ids": rest})
+        retry = None
+        if failed is not None:
+            row, error = failed
+            attempts = row.attempts + 1
+            delay = self.retry_delay(attempts)
+            log.warning(
+                "webhook of instance %s, receipt %s failed (attempt %d, next in %g s): %s",
+                instance_id, row.id, attempts, delay, error,
+            )  # fmt: skip
+            retry = (row.id, attempts, now + delay, error)
+        done = set(delivered)
+        if failed is not None:
+            done.add(failed[0].id)
+        rest = [row.id for row in claimed if row.id not in done]
+        await rows.settle(self.db, delivered=delivered, failed=retry, released=rest)
 
     async def close(self) -> None:
         """Cancel deliveries in flight (their leases run out; they are sent again)."""

@@ -1,220 +1,99 @@
-"""A lean HTTP/1.1 POST client for webhook deliveries: h11 over asyncio streams, keep-alive.
+"""Webhook deliveries: POST a small JSON body, read the status, drop the answer.
 
-Every other outbound request goes through the httpx client of ``maxgate.net.http``; webhooks do
-not, because P5 (bench/RESULTS.md) found httpx's request path — its models, connection pool and
-anyio cancel scopes around every read and write — to be two thirds of a worker's CPU when it
-delivers hundreds of notifications a second. A webhook needs little: POST a small JSON body, read
-the status, drop the answer, keep the connection for the next one. That is what this does, with
-h11 (httpx's own HTTP/1.1 state machine) doing the protocol.
-
-Safety is the same as httpx's path: the URL passes ``UrlGuard.check_url``; every connection goes
-to addresses resolved once and all checked by the guard (``vetted_addresses``), so a name cannot
-change its answer between the check and the connect; TLS verifies the certificate and the host
-name (system CAs unless a context is given); redirects are not followed; proxies and
-environment settings are ignored; a whole delivery — connect, send, answer — has one deadline.
+The POST goes through the one outbound client (``maxgate.net.client``), so a webhook gets the
+same connect-time URL guard and TLS verification as a sendFileByUrl fetch, on connections kept
+per receiver. What differs from ``fetch``: redirects are not followed (a receiver's 3xx is a
+failed delivery, as any non-2xx), the answer body is read only up to ``MAX_ANSWER`` bytes, and
+the whole delivery — connect, send, answer — has one deadline. Errors are ``OutboundError``s
+whose messages never quote header values (a webhook token) or the URL's user and password.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import ssl
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-import h11
+from maxgate.errors import OutboundError
+from maxgate.net.client import OutboundClient, split_url
+from maxgate.net.connection import Key
 
-from maxgate.net.http import Resolver, resolve_host, vetted_addresses
-from maxgate.net.urlguard import UrlGuard
+__all__ = ["MAX_ANSWER", "WebhookPoster"]
 
 MAX_ANSWER = 64 * 1024  # bytes of a receiver's answer body read before giving up the connection
-IDLE_SECONDS = 5.0  # a kept connection unused this long is closed rather than reused
-READ_SIZE = 64 * 1024
 
-_Key = tuple[str, str, int]
-_Target = tuple[_Key, bool, list[tuple[bytes, bytes]], bytes]  # key, TLS, fixed headers, path
-
-
-class AnswerTooLarge(Exception):
-    """The receiver's answer body was larger than MAX_ANSWER."""
-
-
-class _Connection:
-    """One HTTP/1.1 connection: requests one after another (no pipelining)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.protocol = h11.Connection(our_role=h11.CLIENT)
-        self.used_at = time.monotonic()
-        self.reused = False
-
-    async def post(self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
-        """Send one POST and read its answer; returns the status. Raises on any failure."""
-        protocol = self.protocol
-        try:
-            request = h11.Request(method=b"POST", target=target, headers=headers)
-        except h11.LocalProtocolError:
-            # h11's message quotes the refused value, which may be the webhook's token (a
-            # control character in it): the error goes to the log and the database.
-            raise h11.LocalProtocolError(
-                "a header of the request is not valid HTTP (a control character in a value?)"
-            ) from None
-        out = protocol.send(request)
-        out = (out or b"") + (protocol.send(h11.Data(data=body)) or b"")
-        out += protocol.send(h11.EndOfMessage()) or b""
-        self.writer.write(out)
-        await self.writer.drain()
-        status = 0
-        received = 0
-        while True:
-            event = protocol.next_event()
-            if event is h11.NEED_DATA:
-                protocol.receive_data(await self.reader.read(READ_SIZE))
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.Data):
-                received += len(event.data)
-                if received > MAX_ANSWER:
-                    raise AnswerTooLarge(f"the answer is larger than {MAX_ANSWER} bytes")
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionResetError("the receiver closed the connection")
-            # InformationalResponse (100 Continue …): keep reading
-        self.used_at = time.monotonic()
-        return status
-
-    @property
-    def reusable(self) -> bool:
-        """Whether both sides finished cleanly and may go on (then starts the next cycle)."""
-        if self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE:
-            self.protocol.start_next_cycle()
-            return True
-        return False
-
-    def close(self) -> None:
-        self.writer.close()
+_Target = tuple[Key, list[tuple[bytes, bytes]], bytes]  # key, fixed headers, request target
 
 
 class WebhookPoster:
-    """POSTs bodies to URLs the guard allows, keeping connections per (scheme, host, port)."""
+    """POSTs webhook bodies to URLs the guard allows, through the shared outbound client.
 
-    def __init__(
-        self,
-        guard: UrlGuard,
-        *,
-        resolver: Resolver = resolve_host,
-        ssl_context: ssl.SSLContext | None = None,
-        user_agent: str = "maxgate",
-    ) -> None:
-        self.guard = guard
-        self._resolver = resolver
-        self._ssl = ssl_context
-        self._user_agent = user_agent.encode()
-        self._idle: dict[_Key, list[_Connection]] = {}
+    ``client`` is that client, or a function that returns it (called on the first delivery, so
+    a runtime that never delivers never builds one). The poster does not own it: ``close``
+    leaves it to its owner.
+    """
+
+    def __init__(self, client: OutboundClient | Callable[[], OutboundClient]) -> None:
+        self._client = client
         self._targets: dict[str, _Target] = {}
 
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        return self._ssl
+    def _get_client(self) -> OutboundClient:
+        if not isinstance(self._client, OutboundClient):
+            self._client = self._client()
+        return self._client
 
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, deadline: float
     ) -> int:
         """POST ``body`` to ``url`` within ``deadline`` seconds in all; returns the status.
 
-        Raises ``OutboundBlocked``/``OutboundError`` (guard), ``TimeoutError``, ``OSError``,
-        ``h11.ProtocolError`` or ``AnswerTooLarge``. A kept connection the receiver had
-        meanwhile closed is replaced once, transparently.
+        User and password in the URL are sent as basic auth unless ``headers`` has its own
+        ``Authorization``. A kept connection the receiver had meanwhile closed is replaced,
+        transparently. Raises ``OutboundBlocked`` for a refused target and ``OutboundError``
+        for every other failure (``no answer within 5 s``, ``connection refused``, an answer
+        larger than ``MAX_ANSWER`` …).
         """
-        target_of = self._targets.get(url)
-        if target_of is None:
-            target_of = self._target(url)
-        key, secure, fixed, target = target_of
+        client = self._get_client()
+        key, fixed, target = self._targets.get(url) or self._target(client, url)
         fields = [(b"Content-Length", str(len(body)).encode())]
         fields += [(name.encode(), value.encode()) for name, value in headers.items()]
-        own_auth = any(name == b"Authorization" for name, _ in fixed)
-        if own_auth and any(name.lower() == "authorization" for name in headers):
+        if any(name.lower() == "authorization" for name in headers):
             fixed = [field for field in fixed if field[0] != b"Authorization"]  # the token wins
         fields = fixed + fields
-        async with asyncio.timeout(deadline):
-            while True:
-                connection = self._take(key)
-                if connection is None:
-                    connection = await self._connect(key, secure)
-                try:
-                    status = await connection.post(target, fields, body)
-                except (ConnectionError, h11.RemoteProtocolError):
-                    connection.close()
-                    if connection.reused:
-                        continue  # the receiver dropped a kept connection: once more, fresh
-                    raise
-                except BaseException:
-                    connection.close()
-                    raise
-                if connection.reusable:
-                    connection.reused = True
-                    self._idle.setdefault(key, []).append(connection)
-                else:
-                    connection.close()
-                return status
+        try:
+            async with asyncio.timeout(deadline):
+                while True:
+                    connection = client.take(key) or await client.connect(key)
+                    connection.timeout = None  # the delivery's deadline bounds every step
+                    try:
+                        await connection.send(b"POST", target, fields, body)
+                        status = (await connection.head()).status_code
+                        await connection.drain_body(MAX_ANSWER)
+                    except OutboundError:
+                        connection.close()
+                        if connection.reused and not connection.answered:
+                            continue  # the receiver dropped a kept connection: once more, fresh
+                        raise
+                    except BaseException:
+                        connection.close()
+                        raise
+                    client.keep(connection)
+                    return status
+        except TimeoutError:
+            raise OutboundError(f"no answer within {deadline:g} s") from None
 
-    def _target(self, url: str) -> _Target:
+    def _target(self, client: OutboundClient, url: str) -> _Target:
         """Check and take apart a URL once (kept: the guard's rules do not change; every new
         connection is still checked against what the host resolves to then)."""
-        parsed = self.guard.check_url(url)
-        secure = parsed.scheme == "https"
-        port = parsed.port or (443 if secure else 80)
-        host = parsed.raw_host.decode("ascii")  # IDNA-encoded already
-        authority = f"[{host}]" if ":" in host else host
-        if port != (443 if secure else 80):
-            authority += f":{port}"
-        fields = [(b"Host", authority.encode("ascii")), (b"User-Agent", self._user_agent)]
+        parsed = client.guard.check_url(url)
+        key, authority, target = split_url(parsed)
+        fields = [(b"Host", authority), (b"User-Agent", client.user_agent)]
         if parsed.userinfo:
             fields.append((b"Authorization", b"Basic " + base64.b64encode(parsed.userinfo)))
-        found: _Target = ((parsed.scheme, host, port), secure, fields, parsed.raw_path or b"/")
         if len(self._targets) >= 1024:
             self._targets.clear()
-        self._targets[url] = found
+        self._targets[url] = found = (key, fields, target)
         return found
 
-    def _take(self, key: _Key) -> _Connection | None:
-        idle = self._idle.get(key)
-        now = time.monotonic()
-        while idle:
-            connection = idle.pop()
-            if now - connection.used_at < IDLE_SECONDS and not connection.reader.at_eof():
-                return connection
-            connection.close()
-        return None
-
-    async def _connect(self, key: _Key, secure: bool) -> _Connection:
-        _scheme, host, port = key
-        addresses = await vetted_addresses(self.guard, host, port, resolver=self._resolver)
-        failure: OSError | None = None
-        for address in addresses:
-            try:
-                reader, writer = await asyncio.open_connection(
-                    str(address),
-                    port,
-                    ssl=self._tls() if secure else None,
-                    server_hostname=host if secure else None,
-                )
-            except OSError as exc:
-                failure = exc
-                continue
-            return _Connection(reader, writer)
-        assert failure is not None  # vetted_addresses never returns an empty list
-        raise failure
-
     async def close(self) -> None:
-        """Close every kept connection."""
-        idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
-                with contextlib.suppress(OSError, ssl.SSLError):
-                    await connection.writer.wait_closed()
+        """Nothing to release: the client belongs to whoever made it (the runtime)."""

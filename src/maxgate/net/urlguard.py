@@ -29,7 +29,7 @@ The tables are written out here instead of relying on ``ipaddress``'s ``is_priva
 "global"); a security boundary should not move with the interpreter.
 
 The guard itself is pure: it judges URLs and addresses. Enforcement at connect time (so that
-DNS rebinding cannot slip a different address past the check) lives in ``maxgate.net.http``.
+DNS rebinding cannot slip a different address past the check) lives in ``maxgate.net.connection``.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ class UrlGuard:
 
         Checks syntax, the scheme (only ``http`` and ``https``) and, when the host is an IP
         literal, the address. Names are not resolved here: that happens, and is checked again,
-        for every connection (see ``maxgate.net.http``), so a name that changes its answer
+        for every connection (see ``maxgate.net.connection``), so a name that changes its answer
         cannot get past. Raises ``OutboundError`` for a malformed URL, ``OutboundBlocked``
         for a refused scheme and ``AddressBlocked`` for a refused address. Messages never
         include the URL's user or password.

@@ -1,10 +1,16 @@
 """The metadata store's connection: one async engine, read and write transactions, migrations.
 
-SQLite runs in WAL mode with a busy timeout; write transactions start with ``BEGIN IMMEDIATE``
-so two writers queue instead of failing half-way with "database is locked". Driver errors are
-translated into ``StoreError``/``StoreConflict`` here, at the boundary, and a full disk into
-``StoreFull`` (SQLITE_FULL "database or disk is full"; PostgreSQL's disk_full, SQLSTATE 53100
-"could not extend file"; see ``maxgate.space``).
+``Database`` has one execution strategy per engine. On SQLite (WAL mode, a busy timeout, write
+transactions ``BEGIN IMMEDIATE`` so two writers queue instead of failing half-way with
+"database is locked") it runs aiosqlite for ``read``/``write``, a writer thread for
+``transact`` and a reader thread for point lookups (``fetch_one``): no ``sqlite3`` call runs
+on the event loop. On PostgreSQL everything goes through the async driver. What differs in SQL
+between the two is in ``maxgate.store.dialects``; the queries themselves are the repositories'
+(``maxgate.store.instances``, ``messages``, ``chats``, ``files``, ``notifications``,
+``outbox``, ``webhooks``, ``counts``), which the domain calls. Driver errors are translated
+into ``StoreError``/``StoreConflict`` here, at the boundary, and a full disk into ``StoreFull``
+(SQLITE_FULL "database or disk is full"; PostgreSQL's disk_full, SQLSTATE 53100 "could not
+extend file"; see ``maxgate.space``).
 
 Statement parameters carry secrets (an instance's webhook token and secret): the engines hide
 them from SQLAlchemy's messages and logs (``hide_parameters``), and aiosqlite's DEBUG lines,
@@ -18,23 +24,30 @@ import concurrent.futures
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from maxgate.errors import StoreConflict, StoreError, StoreFull
 from maxgate.space import FullMark, is_full, is_sqlite_io_error, low_on_space
+from maxgate.store.dialects import SQLITE, configure_sqlite, engine_options
 from maxgate.store.lookups import CompiledLookup, LookupRow, SqliteReader
 
 _MIGRATIONS = str(Path(__file__).with_name("migrations"))
 T = TypeVar("T")
+
+Transaction: TypeAlias = AsyncConnection
+"""An open read or write transaction (``Database.read``/``write``) the repositories run in."""
+SyncTransaction: TypeAlias = sa.Connection
+"""The open write transaction of ``Database.transact``: the repositories' ``*_sync`` functions."""
+Row: TypeAlias = Any
+"""A result row: ``row.column``, ``row[0]`` or ``row._mapping["column"]``."""
 
 
 class Database:
@@ -46,19 +59,19 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self._data_dir: str | None = None  # a SQLite file's directory: its free space is measured
         self._full = FullMark()  # found full where that cannot be measured (maxgate.space)
-        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if self.dialect == SQLITE and parsed.database not in (None, "", ":memory:"):
             directory = Path(parsed.database or "").parent
             directory.mkdir(parents=True, exist_ok=True)
             self._data_dir = str(directory)
-        if self.dialect == "sqlite":
+        if self.dialect == SQLITE:
             _quiet_driver_log()
-        self.engine: AsyncEngine = create_async_engine(url, **_engine_options(self.dialect))
+        self.engine: AsyncEngine = create_async_engine(url, **engine_options(self.dialect))
         self._reader: SqliteReader | None = None
         self._write_lock = asyncio.Lock()
         self._sync_engine: sa.Engine | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
-        if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+        if self.dialect == SQLITE:
+            configure_sqlite(self.engine)
             if parsed.database not in (None, "", ":memory:"):
                 # transact(): one connection on one writer thread.
                 self._sync_engine = sa.create_engine(
@@ -67,14 +80,13 @@ class Database:
                     poolclass=sa.pool.StaticPool,
                     hide_parameters=True,
                 )
-                _configure_sqlite(self._sync_engine)
+                configure_sqlite(self._sync_engine)
                 self._writer = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="maxgate-sqlite-writer"
                 )
-                # Point lookups on SQLite run inline on the event loop thread, on one raw
-                # sqlite3 connection: an indexed read takes ~25 µs there, against ~650 µs
-                # through aiosqlite's thread hops and ~150 µs more through SQLAlchemy's execute;
-                # in WAL mode a reader never waits for a writer. Only fetch_one uses it.
+                # Point lookups: one raw sqlite3 connection on a reader thread, one hop each way
+                # (~650 µs through aiosqlite's several hops, ~150 µs more through SQLAlchemy's
+                # execute); in WAL mode a reader never waits for a writer.
                 self._reader = SqliteReader(parsed.database or "")
 
     def __repr__(self) -> str:
@@ -94,10 +106,10 @@ class Database:
     ) -> LookupRow | None:
         """The first row of a point lookup (an indexed query returning one row), or None.
 
-        Hot paths pass a statement built once with ``sa.bindparam`` and the values in
-        ``params``: on SQLite its compiled SQL is then cached and run on a raw sqlite3
-        connection (see ``maxgate.store.lookups``); on PostgreSQL SQLAlchemy skips rebuilding
-        its cache key. Rows are ``LookupRow`` on both.
+        Hot paths pass a statement built once with ``sa.bindparam`` (``lookups.lookup``) and
+        the values in ``params``: on SQLite its compiled SQL is then cached and run on the
+        reader thread's raw sqlite3 connection (see ``maxgate.store.lookups``); on PostgreSQL
+        SQLAlchemy skips rebuilding its cache key. Rows are ``LookupRow`` on both.
         """
         if self._reader is not None:
             lookup = (
@@ -105,7 +117,7 @@ class Database:
             )
             if lookup is not None:
                 try:
-                    return self._reader.fetch_one(lookup, params or {})
+                    return await self._reader.fetch_one(lookup, params or {})
                 except sqlite3.Error as exc:
                     raise self._failed(exc, "read") from exc
         async with self.read() as conn:
@@ -122,7 +134,7 @@ class Database:
         the lock is free — under concurrent requests that cost 80 ms a write (P5). Other
         processes still wait through the busy timeout.
         """
-        lock = self._write_lock if self.dialect == "sqlite" else contextlib.nullcontext()
+        lock = self._write_lock if self.dialect == SQLITE else contextlib.nullcontext()
         try:
             async with lock, self.engine.connect() as conn:
                 conn = await conn.execution_options(maxgate_immediate=True)
@@ -209,7 +221,7 @@ class Database:
             )
             self._writer.shutdown(wait=True)
         if self._reader is not None:
-            self._reader.close()
+            await self._reader.close()
 
 
 def _reason(exc: Exception) -> str:
@@ -232,12 +244,6 @@ def _upgrade(sync_conn: sa.Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _engine_options(dialect: str) -> dict[str, Any]:
-    if dialect == "sqlite":
-        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
-    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, "hide_parameters": True}
-
-
 def _no_debug(record: logging.LogRecord) -> bool:
     return record.levelno > logging.DEBUG
 
@@ -249,51 +255,3 @@ def _quiet_driver_log() -> None:
     logger = logging.getLogger("aiosqlite")
     if _no_debug not in logger.filters:
         logger.addFilter(_no_debug)
-
-
-def _configure_sqlite(engine: AsyncEngine | sa.Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and our own BEGIN so writes can be IMMEDIATE."""
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-
-    @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # let the "begin" hook emit BEGIN itself
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        immediate = conn.get_execution_options().get("maxgate_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def upsert(
-    dialect: str,
-    table: sa.Table,
-    values: dict[str, Any],
-    *,
-    keys: list[str],
-    update: list[str],
-    fill: Sequence[str] = (),
-) -> sa.Executable:
-    """INSERT … ON CONFLICT (keys) DO UPDATE SET update-columns, for SQLite and PostgreSQL.
-
-    ``fill`` columns (numbers) take the new value only when it is not 0: what is known stays
-    known when a later row does not carry it.
-    """
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).values(**values)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).values(**values)
-    changes: dict[str, Any] = {c: stmt.excluded[c] for c in update}
-    for c in fill:
-        changes[c] = sa.func.coalesce(sa.func.nullif(stmt.excluded[c], 0), table.c[c])
-    return stmt.on_conflict_do_update(index_elements=keys, set_=changes)  # type: ignore[no-any-return]

@@ -27,6 +27,8 @@ instances = sa.Table(
     sa.Column("deleted_at", sa.Float, nullable=True),
     # Pacing of the outgoing queue, shared by every server process (delaySendMessagesMilliseconds).
     sa.Column("next_send_at", sa.Float, nullable=False, server_default="0"),
+    # The kind of messenger behind the instance (maxgate.domain.messenger): sandbox, maxbot, …
+    sa.Column("upstream", sa.String(20), nullable=False, server_default="sandbox"),
 )
 
 chats = sa.Table(
@@ -139,6 +141,26 @@ sandbox_files = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+)
+
+sandbox_messages = sa.Table(
+    "sandbox_messages",
+    metadata,
+    # What the sandbox messenger carried, as each account saw it (its history: contacts, chats,
+    # backfill, and re-resolving a file whose reference expired).
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("instance_id", sa.BigInteger, nullable=False),
+    sa.Column("chat_id", sa.String(20), nullable=False),
+    sa.Column("chat_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("chat_phone", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("id_message", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("file_ref", sa.String(40), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),  # the message as JSON (InboundMessage's fields)
+    sa.UniqueConstraint(
+        "instance_id", "chat_id", "id_message", name="uq_sandbox_messages_chat_id_message"
+    ),
+    sa.Index("ix_sandbox_messages_chat_time", "instance_id", "chat_id", "timestamp"),
 )
 
 notifications = sa.Table(

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
-from maxgate.domain.messenger import InboundSink, Upstream
+from maxgate.domain.messenger import ChatInfo, Contact, InboundMessage, InboundSink, Upstream
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import UpstreamError
 
-OPERATIONS = ("send", "fetch_file", "check_account")
+T = TypeVar("T")
+
+OPERATIONS = (
+    "send",
+    "fetch_file",
+    "check_account",
+    "resolve_phone",
+    "state",
+    "reboot",
+    "logout",
+    "qr",
+    "send_password",
+    "contacts",
+    "chats",
+    "history",
+)
 
 
 class CountingUpstream:
@@ -27,6 +43,17 @@ class CountingUpstream:
         key = (operation, type(exc).__name__)
         self.errors[key] = self.errors.get(key, 0) + 1
 
+    async def _counted(self, operation: str, work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except UpstreamError as exc:
+            self._count(operation, exc)
+            raise
+
+    def capabilities(self) -> frozenset[str]:
+        """The inner upstream's capabilities."""
+        return self.inner.capabilities()
+
     async def start(self, sink: InboundSink) -> None:
         """Start the inner upstream."""
         await self.inner.start(sink)
@@ -39,11 +66,7 @@ class CountingUpstream:
         self, instance: Instance, message: Message, body: AsyncIterator[bytes] | None
     ) -> str:
         """Send through the inner upstream, counting its failures."""
-        try:
-            return await self.inner.send(instance, message, body)
-        except UpstreamError as exc:
-            self._count("send", exc)
-            raise
+        return await self._counted("send", self.inner.send(instance, message, body))
 
     async def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
         """Stream a file from the inner upstream, counting its failures."""
@@ -61,20 +84,40 @@ class CountingUpstream:
 
     async def check_account(self, phone: int) -> str | None:
         """Look an account up through the inner upstream, counting its failures."""
-        try:
-            return await self.inner.check_account(phone)
-        except UpstreamError as exc:
-            self._count("check_account", exc)
-            raise
+        return await self._counted("check_account", self.inner.check_account(phone))
+
+    async def resolve_phone(self, instance: Instance, phone: int) -> str | None:
+        """Look a phone number up through the inner upstream, counting its failures."""
+        return await self._counted("resolve_phone", self.inner.resolve_phone(instance, phone))
+
+    async def state(self, instance: Instance) -> str:
+        """The account's state from the inner upstream, counting its failures."""
+        return await self._counted("state", self.inner.state(instance))
 
     async def reboot(self, instance: Instance) -> None:
-        """Reconnect the account through the inner upstream."""
-        await self.inner.reboot(instance)
+        """Reconnect the account through the inner upstream, counting its failures."""
+        await self._counted("reboot", self.inner.reboot(instance))
 
     async def logout(self, instance: Instance) -> None:
-        """Log the account out through the inner upstream."""
-        await self.inner.logout(instance)
+        """Log the account out through the inner upstream, counting its failures."""
+        await self._counted("logout", self.inner.logout(instance))
 
     async def qr(self, instance: Instance) -> bytes | None:
-        """A login QR code from the inner upstream."""
-        return await self.inner.qr(instance)
+        """A login QR code from the inner upstream, counting its failures."""
+        return await self._counted("qr", self.inner.qr(instance))
+
+    async def send_password(self, instance: Instance, password: str) -> bool:
+        """Answer a two-factor challenge through the inner upstream, counting its failures."""
+        return await self._counted("send_password", self.inner.send_password(instance, password))
+
+    async def contacts(self, instance: Instance) -> list[Contact]:
+        """The account's contacts from the inner upstream, counting its failures."""
+        return await self._counted("contacts", self.inner.contacts(instance))
+
+    async def chats(self, instance: Instance) -> list[ChatInfo]:
+        """The account's chats from the inner upstream, counting its failures."""
+        return await self._counted("chats", self.inner.chats(instance))
+
+    async def history(self, instance: Instance, chat_id: str, since: int) -> list[InboundMessage]:
+        """A chat's messages since a time from the inner upstream, counting its failures."""
+        return await self._counted("history", self.inner.history(instance, chat_id, since))

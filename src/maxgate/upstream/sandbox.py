@@ -1,13 +1,19 @@
 """The sandbox messenger: an in-process MAX stand-in for development and tests.
 
-Instances on the same server write to each other by chatId; a chatId that is no instance is a
-simulated contact that "receives" what is sent to it; groups (negative chatIds) have several
-member instances. Statuses go sent → delivered → read. The account of an instance can also write
-"from its phone" (``own_send``: outgoingMessageReceived), be rebooted, logged out and logged in
-again by QR code — the sandbox's phone scans the code it hands out a moment later. The sandbox
-keeps the original bytes of every file it carried in its own storage, with its own retention
-(default: forever), so re-fetch after eviction — and the error when the "messenger" lost a
-file — can be exercised offline.
+Instances of kind ``sandbox`` on the same server write to each other by chatId; a chatId that
+is no instance is a simulated contact that "receives" what is sent to it; groups (negative
+chatIds) have several member instances. Statuses go sent → delivered → read. The account of an
+instance can also write "from its phone" (``own_send``: outgoingMessageReceived), be rebooted,
+logged out and logged in again by QR code — the sandbox's phone scans the code it hands out a
+moment later, and asks for the account's password first when one is set (``set_password``).
+
+Like a real messenger the sandbox keeps what it carried: every account's history (contacts,
+chats, backfill through ``history``) and the original bytes of every file, in its own storage
+with its own retention (default: forever), so re-fetch after eviction — and the error when the
+"messenger" lost a file — can be exercised offline. The file references it hands out expire
+as MAX's download URLs do (``url_lifetime``); an expired one is resolved again through its
+message in the account's history. The database is reached only through
+``maxgate.store.sandbox``.
 """
 
 from __future__ import annotations
@@ -15,59 +21,87 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import io
+import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
-
-import segno
-import sqlalchemy as sa
 
 from maxgate.blobs import BlobStore
 from maxgate.domain import ids
-from maxgate.domain.instances import Instances
-from maxgate.domain.messenger import InboundFile, InboundMessage, InboundSink
+from maxgate.domain.messenger import ChatInfo, Contact, InboundFile, InboundMessage, InboundSink
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import BlobError, BlobNotFound, UpstreamError, UpstreamFileGone
-from maxgate.store import tables as t
+from maxgate.store import sandbox as store
 from maxgate.store.database import Database
+from maxgate.store.sandbox import Carried, SandboxAccount
+from maxgate.upstream.groupcommit import GroupCommit
+from maxgate.upstream.references import Reference
+from maxgate.upstream.sandboxlogin import SandboxLogin
 
 STATUS_STEP_SECONDS = 0.05
-QR_SCAN_SECONDS = 1.0  # the sandbox's phone scans a handed-out QR code after this long
+URL_LIFETIME = 3600.0  # seconds a file reference is good for before it must be resolved again
+CAPABILITIES = frozenset(
+    {
+        "sendMessage",
+        "sendFileByUpload",
+        "sendFileByUrl",
+        "checkAccount",
+        "reboot",
+        "logout",
+        "qr",
+        # Methods of the next issues that the port already answers (contacts, send_password).
+        "getContacts",
+        "sendAuthorizationPassword",
+    }
+)
 
 
 class Sandbox:
-    """An in-process messenger that connects the instances of one maxgate."""
+    """An in-process messenger that connects the sandbox instances of one maxgate."""
 
-    kind = "sandbox"
+    kind = store.KIND
 
     def __init__(
-        self, db: Database, store: BlobStore, instances: Instances, *, retention: float = 0.0
+        self,
+        db: Database,
+        blobs: BlobStore,
+        *,
+        retention: float = 0.0,
+        url_lifetime: float = URL_LIFETIME,
     ) -> None:
         self.db = db
-        self.store = store
-        self.instances = instances
+        self.store = blobs
         self.retention = retention
+        self.url_lifetime = url_lifetime
         self._sink: InboundSink | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.login = SandboxLogin(self._account_state, self._report_state, self._spawn)
+        self._history: GroupCommit[Carried] = GroupCommit(lambda rows: store.record(db, rows))
 
     @property
     def sink(self) -> InboundSink:
+        """Where events go (``start``'s sink); UpstreamError before ``start``."""
         if self._sink is None:
             raise UpstreamError("the sandbox was not started")
         return self._sink
+
+    def capabilities(self) -> frozenset[str]:
+        """The messenger methods the sandbox plays: every one served today, and of the next
+        ones those this port already has (``getContacts``, ``sendAuthorizationPassword``)."""
+        return CAPABILITIES
 
     async def start(self, sink: InboundSink) -> None:
         """Start delivering events to ``sink``."""
         self._sink = sink
 
     async def stop(self) -> None:
-        """Cancel status updates still in flight."""
+        """Cancel status updates and QR scans still in flight; finish history writes."""
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._history.close()
 
     async def keep_file(self, body: AsyncIterator[bytes], *, limit: int | None = None) -> str:
         """Store bytes the sandbox carries; returns the sandbox's reference to them."""
@@ -76,22 +110,58 @@ class Sandbox:
         except BlobError as exc:
             raise UpstreamError("the sandbox could not store the file") from exc
         ref = secrets.token_hex(16)
-        async with self.db.write() as conn:
-            await conn.execute(
-                t.sandbox_files.insert().values(
-                    ref=ref,
-                    key=blob.key,
-                    sha256=blob.sha256,
-                    size=blob.size,
-                    created_at=time.time(),
-                )
-            )
+        await store.add_file(self.db, ref, key=blob.key, sha256=blob.sha256, size=blob.size)
         return ref
+
+    def _reference(self, file_ref: str, id_message: str) -> str:
+        """A reference to hand out with a message: good for ``url_lifetime`` from now."""
+        if self.url_lifetime <= 0:
+            return file_ref
+        expires = int(time.time() + self.url_lifetime) + 1
+        return str(Reference(file_ref, expires, id_message))
+
+    def _carried(self, message: InboundMessage, chat_phone: int) -> Carried:
+        body = dataclasses.asdict(message)
+        del body["instance_id"]
+        file_ref = None
+        if message.file is not None:
+            file_ref = Reference.parse(message.file.ref).file_ref
+            body["file"]["ref"] = file_ref
+        return Carried(
+            instance_id=message.instance_id,
+            chat_id=message.chat_id,
+            chat_name=message.chat_name,
+            chat_phone=chat_phone,
+            id_message=message.id_message,
+            timestamp=message.timestamp,
+            file_ref=file_ref,
+            body=json.dumps(body),
+        )
+
+    def _handed_out(self, message: InboundMessage) -> InboundMessage:
+        """The message as the sandbox reports it: its file's reference freshly made."""
+        if message.file is None:
+            return message
+        file_ref = Reference.parse(message.file.ref).file_ref
+        ref = self._reference(file_ref, message.id_message)
+        return dataclasses.replace(message, file=dataclasses.replace(message.file, ref=ref))
+
+    async def _carry(
+        self, messages: list[tuple[InboundMessage, int]], *, report_from: int = 0
+    ) -> None:
+        """Keep ``(message, phone of its chat)`` in the accounts' histories, then report the
+        messages from index ``report_from`` on to the sink (the messenger has a message before
+        it tells anybody)."""
+        sink = self.sink
+        await self._history.write([self._carried(m, phone) for m, phone in messages])
+        for message, _phone in messages[report_from:]:
+            await sink.on_message(self._handed_out(message))
 
     async def send(
         self, instance: Instance, message: Message, body: AsyncIterator[bytes] | None
     ) -> str:
         """Carry an outgoing message to its recipients; statuses follow shortly."""
+        sink = self.sink
         inbound_file = None
         if message.file is not None:
             if body is None:
@@ -104,33 +174,68 @@ class Sandbox:
                 size=message.file.size,
             )
         recipients = await self._recipients(instance, message.chat_id)
-        if not message.chat_id.startswith("-") and recipients:
+        is_group = message.chat_id.startswith("-")
+        own = InboundMessage(
+            instance_id=instance.id,
+            chat_id=message.chat_id,
+            chat_type="group" if is_group else "user",
+            chat_name=await self._chat_name(message.chat_id, recipients),
+            sender_id=instance.chat_id,
+            sender_name=instance.name,
+            sender_phone=instance.phone,
+            id_message=message.id_message,
+            timestamp=int(time.time()),
+            type_message=message.type_message,
+            text=message.text,
+            caption=message.caption,
+            file=inbound_file,
+            quoted_id=message.quoted_id,
+            from_me=True,
+        )
+        peer_phone = recipients[0][0].phone if recipients and not is_group else 0
+        if not is_group and recipients:
             # The sender learns the number behind the chat, as the receiver learns the sender's.
             peer = recipients[0][0]
-            await self.sink.on_chat(instance.id, message.chat_id, name=peer.name, phone=peer.phone)
-        for recipient, chat_id, chat_name in recipients:
-            await self.sink.on_message(
-                InboundMessage(
-                    instance_id=recipient.id,
-                    chat_id=chat_id,
-                    chat_type="group" if chat_id.startswith("-") else "user",
-                    chat_name=chat_name,
-                    sender_id=instance.chat_id,
-                    sender_name=instance.name,
-                    sender_phone=instance.phone,
-                    id_message=message.id_message,
-                    timestamp=int(time.time()),
-                    type_message=message.type_message,
-                    text=message.text,
-                    caption=message.caption,
-                    file=inbound_file,
-                    quoted_id=message.quoted_id,
-                )
-            )
+            await sink.on_chat(instance.id, message.chat_id, name=peer.name, phone=peer.phone)
+        # The sender's own copy goes into its history only: the journal has it already.
+        await self._carry(
+            [(own, peer_phone), *self._copies(own, instance, recipients)], report_from=1
+        )
         self._spawn(self._statuses(instance.id, message))
         return message.id_message
 
-    def _spawn(self, work: Any) -> None:
+    @staticmethod
+    def _copies(
+        own: InboundMessage, sender: Instance, recipients: list[tuple[SandboxAccount, str, str]]
+    ) -> list[tuple[InboundMessage, int]]:
+        """The sender's message as each recipient receives it, with the sender's number."""
+        return [
+            (
+                dataclasses.replace(
+                    own,
+                    instance_id=recipient.id,
+                    chat_id=seen_as,
+                    chat_type="group" if seen_as.startswith("-") else "user",
+                    chat_name=name,
+                    from_me=False,
+                ),
+                0 if seen_as.startswith("-") else sender.phone,
+            )
+            for recipient, seen_as, name in recipients
+        ]
+
+    async def _chat_name(
+        self, chat_id: str, recipients: list[tuple[SandboxAccount, str, str]]
+    ) -> str:
+        if recipients:
+            account, _seen_as, group_name = recipients[0]
+            return group_name if chat_id.startswith("-") else account.name
+        if chat_id.startswith("-"):
+            found = await store.group(self.db, chat_id)
+            return found[0] if found else ""
+        return ""
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -140,46 +245,45 @@ class Sandbox:
             await asyncio.sleep(STATUS_STEP_SECONDS)
             await self.sink.on_status(instance_id, message.chat_id, message.id_message, status)
 
-    async def _recipients(self, sender: Instance, chat_id: str) -> list[tuple[Instance, str, str]]:
-        """(recipient instance, chatId as the recipient sees it, chat name) for a send."""
+    async def _recipients(
+        self, sender: Instance, chat_id: str
+    ) -> list[tuple[SandboxAccount, str, str]]:
+        """(recipient account, chatId as the recipient sees it, chat name) for a send."""
         if chat_id.startswith("-"):
-            async with self.db.read() as conn:
-                group = (
-                    await conn.execute(
-                        sa.select(t.sandbox_groups.c.name).where(
-                            t.sandbox_groups.c.chat_id == chat_id
-                        )
-                    )
-                ).scalar()
-                members = (
-                    await conn.execute(
-                        sa.select(t.sandbox_members.c.instance_id).where(
-                            t.sandbox_members.c.chat_id == chat_id
-                        )
-                    )
-                ).scalars()
-                member_ids = [m for m in members if m != sender.id]
-            found = [await self.instances.get(m) for m in member_ids]
-            return [(m, chat_id, group or "") for m in found if m is not None and not m.deleted]
-        target = await self.instances.by_chat_id(chat_id)
+            found = await store.group(self.db, chat_id)
+            if found is None:
+                return []
+            name, members = found
+            accounts = [await store.account(self.db, m) for m in members if m != sender.id]
+            return [(a, chat_id, name) for a in accounts if a is not None and not a.deleted]
+        target = await store.account_by_chat_id(self.db, chat_id)
         if target is None or target.id == sender.id:
             return []  # a simulated contact: it "receives" the message, nobody is told
         return [(target, sender.chat_id, sender.name)]
 
     async def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
-        """Stream the sandbox's copy of a file; UpstreamFileGone if it lost it."""
+        """Stream the sandbox's copy of a file; UpstreamFileGone if it lost it.
+
+        An expired reference is resolved again through its message in the account's history,
+        as a real messenger's file URL is through its message; without that message the file
+        is gone.
+        """
         if file.upstream_ref is None:
             raise UpstreamFileGone("the messenger never had this file")
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.sandbox_files).where(t.sandbox_files.c.ref == file.upstream_ref)
-                )
-            ).first()
-        if row is None or (self.retention > 0 and row.created_at + self.retention < time.time()):
+        ref = Reference.parse(file.upstream_ref)
+        file_ref = ref.file_ref
+        if ref.expires is not None and ref.expires <= time.time():
+            carried = None
+            if ref.id_message is not None:
+                carried = await store.carried(self.db, instance_id, ref.id_message)
+            if carried is None or carried.file_ref is None:
+                raise UpstreamFileGone("the messenger no longer has the message of this file")
+            file_ref = carried.file_ref
+        kept = await store.file(self.db, file_ref)
+        if kept is None or (self.retention > 0 and kept.created_at + self.retention < time.time()):
             raise UpstreamFileGone("the messenger no longer has this file")
         try:
-            async for chunk in self.store.read(row.key):
+            async for chunk in self.store.read(kept.key):
                 yield chunk
         except BlobNotFound as exc:
             raise UpstreamFileGone("the messenger no longer has this file") from exc
@@ -188,8 +292,55 @@ class Sandbox:
 
     async def check_account(self, phone: int) -> str | None:
         """The chatId of the sandbox instance with that phone number, or None."""
-        instance = await self.instances.by_phone(phone)
-        return instance.chat_id if instance else None
+        account = await store.account_by_phone(self.db, phone)
+        return account.chat_id if account else None
+
+    async def resolve_phone(self, instance: Instance, phone: int) -> str | None:
+        """The chatId of the sandbox instance with that phone number, or None (on the sandbox
+        every account reaches every other by its chatId)."""
+        return await self.check_account(phone)
+
+    async def state(self, instance: Instance) -> str:
+        """The account's state as the sandbox last set it (``notAuthorized`` for an instance
+        the sandbox does not connect, or one deleted)."""
+        account = await store.account(self.db, instance.id)
+        if account is None or account.deleted:
+            return "notAuthorized"
+        return account.state
+
+    async def contacts(self, instance: Instance) -> list[Contact]:
+        """The people the account has written with (its history's personal chats)."""
+        return [
+            Contact(chat_id, name, phone)
+            for chat_id, name, phone in await store.chats(self.db, instance.id)
+            if not chat_id.startswith("-")
+        ]
+
+    async def chats(self, instance: Instance) -> list[ChatInfo]:
+        """The account's chats, the most recent first, then the groups it has not written in."""
+        groups = dict(await store.groups_of(self.db, instance.id))
+        found: list[ChatInfo] = []
+        for chat_id, name, phone in await store.chats(self.db, instance.id):
+            if chat_id.startswith("-"):
+                found.append(ChatInfo(chat_id, "group", groups.pop(chat_id, name)))
+            else:
+                found.append(ChatInfo(chat_id, "user", name, phone))
+        found.extend(ChatInfo(chat_id, "group", name) for chat_id, name in groups.items())
+        return found
+
+    async def history(self, instance: Instance, chat_id: str, since: int) -> list[InboundMessage]:
+        """A chat's messages from ``since`` on, oldest first, with fresh file references."""
+        found = []
+        for entry in await store.history(self.db, instance.id, chat_id, since):
+            body = json.loads(entry.body)
+            file = body.pop("file")
+            message = InboundMessage(
+                instance_id=instance.id,
+                file=InboundFile(**file) if file is not None else None,
+                **body,
+            )
+            found.append(self._handed_out(message))
+        return found
 
     async def contact_send(
         self,
@@ -203,25 +354,23 @@ class Sandbox:
         type_message: str = "textMessage",
     ) -> str:
         """A simulated contact writes into an instance; returns the new idMessage."""
-        id_message = ids.new_message_id()
-        await self.sink.on_message(
-            InboundMessage(
-                instance_id=instance_id,
-                chat_id=from_chat_id,
-                chat_type="group" if from_chat_id.startswith("-") else "user",
-                chat_name=sender_name,
-                sender_id=from_chat_id,
-                sender_name=sender_name,
-                sender_phone=0,
-                id_message=id_message,
-                timestamp=int(time.time()),
-                type_message=type_message,
-                text=text,
-                caption=caption,
-                file=file,
-            )
+        message = InboundMessage(
+            instance_id=instance_id,
+            chat_id=from_chat_id,
+            chat_type="group" if from_chat_id.startswith("-") else "user",
+            chat_name=sender_name,
+            sender_id=from_chat_id,
+            sender_name=sender_name,
+            sender_phone=0,
+            id_message=ids.new_message_id(),
+            timestamp=int(time.time()),
+            type_message=type_message,
+            text=text,
+            caption=caption,
+            file=file,
         )
-        return id_message
+        await self._carry([(message, 0)])
+        return message.id_message
 
     async def own_send(
         self,
@@ -237,16 +386,14 @@ class Sandbox:
 
         The instance journals it as outgoing (outgoingMessageReceived); a sandbox instance or
         group at ``chat_id`` receives it as any message."""
+        sink = self.sink
         recipients = await self._recipients(instance, chat_id)
         is_group = chat_id.startswith("-")
-        chat_name = ""
-        if recipients:
-            chat_name = recipients[0][2] if is_group else recipients[0][0].name
         own = InboundMessage(
             instance_id=instance.id,
             chat_id=chat_id,
             chat_type="group" if is_group else "user",
-            chat_name=chat_name,
+            chat_name=await self._chat_name(chat_id, recipients),
             sender_id=instance.chat_id,
             sender_name=instance.name,
             sender_phone=instance.phone,
@@ -258,21 +405,14 @@ class Sandbox:
             file=file,
             from_me=True,
         )
-        await self.sink.on_message(own)
+        peer_phone = recipients[0][0].phone if recipients and not is_group else 0
+        copies = self._copies(own, instance, recipients)
+        await self._history.write([self._carried(own, peer_phone)])
+        await sink.on_message(self._handed_out(own))
         if recipients and not is_group:
             peer = recipients[0][0]
-            await self.sink.on_chat(instance.id, chat_id, name=peer.name, phone=peer.phone)
-        for recipient, seen_as, name in recipients:
-            await self.sink.on_message(
-                dataclasses.replace(
-                    own,
-                    instance_id=recipient.id,
-                    chat_id=seen_as,
-                    chat_type="group" if seen_as.startswith("-") else "user",
-                    chat_name=name,
-                    from_me=False,
-                )
-            )
+            await sink.on_chat(instance.id, chat_id, name=peer.name, phone=peer.phone)
+        await self._carry(copies)
         return own.id_message
 
     async def reboot(self, instance: Instance) -> None:
@@ -281,34 +421,44 @@ class Sandbox:
         await self.sink.on_state(instance.id, instance.state)
 
     async def logout(self, instance: Instance) -> None:
-        """Log out: notAuthorized until a QR code is scanned."""
+        """Log out: notAuthorized until a QR code is scanned (a login in progress ends)."""
+        self.login.logged_out(instance.id)
         await self.sink.on_state(instance.id, "notAuthorized")
 
-    async def qr(self, instance: Instance) -> bytes | None:
-        """A QR code to log in (the sandbox's phone scans it shortly), or None if logged in."""
-        if instance.state == "authorized":
-            return None
-        code = segno.make(f"maxgate-sandbox:login:{instance.id}:{secrets.token_hex(8)}")
-        png = io.BytesIO()
-        code.save(png, kind="png", scale=4)
-        self._spawn(self._scan(instance.id))
-        return png.getvalue()
+    def set_password(self, instance_id: int, password: str | None) -> None:
+        """Set (or, with None, remove) an account's two-factor password (``SandboxLogin``)."""
+        self.login.set_password(instance_id, password)
 
-    async def _scan(self, instance_id: int) -> None:
-        await asyncio.sleep(QR_SCAN_SECONDS)
-        current = await self.instances.get(instance_id)
-        if current is not None and not current.deleted and current.state != "authorized":
-            await self.sink.on_state(instance_id, "authorized")
+    async def qr(self, instance: Instance) -> bytes | None:
+        """A QR code to log in (the sandbox's phone scans it shortly), or None if logged in.
+        Polling hands out a new code each time."""
+        if await self.state(instance) == "authorized":
+            return None
+        return self.login.qr(instance.id)
+
+    def awaits_password(self, instance_id: int) -> bool:
+        """Whether a scanned login of the instance waits for ``send_password``."""
+        return self.login.awaits_password(instance_id)
+
+    async def send_password(self, instance: Instance, password: str) -> bool:
+        """Finish a scanned login with the account's password (``SandboxLogin``)."""
+        return await self.login.send_password(instance.id, password)
+
+    async def _account_state(self, instance_id: int) -> str | None:
+        current = await store.account(self.db, instance_id)
+        return None if current is None or current.deleted else current.state
+
+    async def _report_state(self, instance_id: int, state: str) -> None:
+        await self.sink.on_state(instance_id, state)
+
+    async def forget_message(self, instance_id: int, id_message: str) -> bool:
+        """The messenger drops a message from an account's history (deleted for everybody);
+        a file that came with it can then no longer be resolved again once its reference
+        expired. True if there was such a message."""
+        return await store.forget(self.db, instance_id, id_message) > 0
 
     async def create_group(self, name: str, members: list[int]) -> str:
         """Create a group of sandbox instances; returns its (negative) chatId."""
         chat_id = "-" + str(10**13 + secrets.randbelow(9 * 10**13))
-        async with self.db.write() as conn:
-            await conn.execute(
-                t.sandbox_groups.insert().values(chat_id=chat_id, name=name, created_at=time.time())
-            )
-            for member in dict.fromkeys(members):
-                await conn.execute(
-                    t.sandbox_members.insert().values(chat_id=chat_id, instance_id=member)
-                )
+        await store.create_group(self.db, chat_id, name, members)
         return chat_id

@@ -10,10 +10,11 @@ from maxgate.api.errors import validation_failed
 from maxgate.api.routing import Call, method
 from maxgate.api.schemas import JsonBody
 from maxgate.api.validation import Field, decode_json, validate
-from maxgate.domain.instances import DELAY_RANGE, YES_NO_SETTINGS
+from maxgate.domain.instances import DELAY_RANGE, YES_NO_SETTINGS, Instances
+from maxgate.domain.messenger import Upstream
 from maxgate.domain.records import SECRET_SETTINGS, Instance
 from maxgate.errors import OutboundBlocked, OutboundError
-from maxgate.net.urlguard import refusal
+from maxgate.net.urlguard import UrlGuard, refusal
 
 SETTABLE = (
     Field("webhookUrl", required=False, allow_empty=True, max_length=2048),
@@ -50,7 +51,7 @@ def settings_view(instance: Instance) -> dict[str, Any]:
     return view
 
 
-def validated_settings(call: Call, body: Any) -> dict[str, Any]:
+def validated_settings(guard: UrlGuard, body: Any) -> dict[str, Any]:
     """Check a settings subset (setSettings, createInstance); unknown keys are ignored."""
     if not isinstance(body, dict):
         raise validation_failed("'value' must be of type object")
@@ -65,7 +66,7 @@ def validated_settings(call: Call, body: Any) -> dict[str, Any]:
     url = values.get("webhookUrl")
     if url:
         try:
-            call.runtime.guard.check_url(url)
+            guard.check_url(url)
         except OutboundBlocked as exc:
             raise validation_failed(f"'webhookUrl' is not allowed: {refusal(exc)}") from None
         except OutboundError:
@@ -88,10 +89,10 @@ async def get_settings(call: Call) -> dict[str, Any]:
 
 
 @method("setSettings", "POST", body=JsonBody(SETTABLE, min_keys=1), answer=schemas.SAVED_SETTINGS)
-async def set_settings(call: Call) -> dict[str, Any]:
+async def set_settings(call: Call, *, instances: Instances, guard: UrlGuard) -> dict[str, Any]:
     """Change some settings; they apply at once (no restart delay)."""
-    values = validated_settings(call, decode_json(await call.body_bytes()))
-    await call.runtime.instances.update_settings(call.instance.id, values)
+    values = validated_settings(guard, decode_json(await call.body_bytes()))
+    await instances.update_settings(call.instance.id, values)
     return {"saveSettings": True}
 
 
@@ -104,7 +105,7 @@ async def get_account_settings(call: Call) -> dict[str, Any]:
         "chatId": instance.chat_id,
         "avatar": "",
         "stateInstance": instance.state,
-        "deviceId": f"maxgate-{call.runtime.upstream.kind}-{instance.id}",
+        "deviceId": f"maxgate-{instance.upstream}-{instance.id}",
     }
 
 
@@ -115,24 +116,24 @@ async def get_account_settings(call: Call) -> dict[str, Any]:
     body=CHECK_ACCOUNT,
     answer=schemas.CHECKED_ACCOUNT,
 )
-async def check_account(call: Call) -> dict[str, Any]:
+async def check_account(call: Call, *, upstream: Upstream) -> dict[str, Any]:
     """Whether a phone number has an account, and its chatId."""
     body = await call.json(CHECK_ACCOUNT)
-    chat_id = await call.runtime.upstream.check_account(body["phoneNumber"])
+    chat_id = await upstream.resolve_phone(call.instance, body["phoneNumber"])
     return {"exist": chat_id is not None, "chatId": chat_id or ""}
 
 
 @method("reboot", "GET", answer=schemas.obj({"isReboot": schemas.TRUE}))
-async def reboot(call: Call) -> dict[str, Any]:
+async def reboot(call: Call, *, upstream: Upstream) -> dict[str, Any]:
     """Reconnect the account to the messenger (stateInstanceChanged: starting, then back)."""
-    await call.runtime.upstream.reboot(call.instance)
+    await upstream.reboot(call.instance)
     return {"isReboot": True}
 
 
 @method("logout", "GET", answer=schemas.obj({"isLogout": schemas.TRUE}))
-async def logout(call: Call) -> dict[str, Any]:
+async def logout(call: Call, *, upstream: Upstream) -> dict[str, Any]:
     """Log the account out (notAuthorized until it logs in again by qr)."""
-    await call.runtime.upstream.logout(call.instance)
+    await upstream.logout(call.instance)
     return {"isLogout": True}
 
 
@@ -145,10 +146,10 @@ QR = schemas.obj(
 
 
 @method("qr", "GET", answer=QR)
-async def qr(call: Call) -> dict[str, Any]:
+async def qr(call: Call, *, upstream: Upstream) -> dict[str, Any]:
     """A QR code (base64 PNG) to log the account in; in the sandbox, its phone scans it a
     moment later."""
-    png = await call.runtime.upstream.qr(call.instance)
+    png = await upstream.qr(call.instance)
     if png is None:
         return {"type": "alreadyLogged", "message": "instance account already authorized"}
     return {"type": "qrCode", "message": base64.b64encode(png).decode()}

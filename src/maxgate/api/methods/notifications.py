@@ -11,6 +11,7 @@ from maxgate.api import schemas
 from maxgate.api.errors import validation_failed
 from maxgate.api.routing import Call, method
 from maxgate.api.schemas import Param
+from maxgate.domain.notifications import Notifications
 from maxgate.domain.webhooks import webhook_url
 
 RECEIVE_TIMEOUT = Param(
@@ -28,7 +29,9 @@ RECEIPT_ID = Param(
 @method(
     "receiveNotification", "GET", query=(RECEIVE_TIMEOUT,), answer=schemas.RECEIVED_NOTIFICATION
 )
-async def receive_notification(call: Call) -> dict[str, Any] | None:
+async def receive_notification(
+    call: Call, *, notifications: Notifications
+) -> dict[str, Any] | None:
     """The oldest queued notification, waiting up to receiveTimeout seconds for one; null after
     the timeout. The same head comes back until deleteNotification removes it. While the instance
     has a webhookUrl, its queue goes there, and this waits out the timeout and answers null."""
@@ -36,7 +39,7 @@ async def receive_notification(call: Call) -> dict[str, Any] | None:
     if webhook_url(call.instance):
         await anyio.sleep(wait)
         return None
-    return await call.runtime.notifications.receive(call.instance.id, wait)
+    return await notifications.receive(call.instance.id, wait)
 
 
 @method(
@@ -46,24 +49,24 @@ async def receive_notification(call: Call) -> dict[str, Any] | None:
     extra=RECEIPT_ID,
     answer=schemas.DELETED_NOTIFICATION,
 )
-async def delete_notification(call: Call) -> dict[str, Any]:
+async def delete_notification(call: Call, *, notifications: Notifications) -> dict[str, Any]:
     """Remove a notification from the queue by its receiptId."""
     raw = call.extra or ""
     if not raw.isdigit() or len(raw) > 18:
         raise validation_failed("'receiptId' must be a number")
-    if await call.runtime.notifications.delete(call.instance.id, int(raw)):
+    if await notifications.delete(call.instance.id, int(raw)):
         return {"result": True, "reason": ""}
     return {"result": False, "reason": f"Notification with receiptId {raw} not found"}
 
 
 @method("getWebhooksCount", "GET", answer=schemas.COUNT)
-async def get_webhooks_count(call: Call) -> dict[str, Any]:
+async def get_webhooks_count(call: Call, *, notifications: Notifications) -> dict[str, Any]:
     """How many notifications wait in the queue (for receiveNotification or the webhook)."""
-    return {"count": await call.runtime.notifications.count(call.instance.id)}
+    return {"count": await notifications.count(call.instance.id)}
 
 
 @method("clearWebhooksQueue", "GET", answer=schemas.CLEARED)
-async def clear_webhooks_queue(call: Call) -> dict[str, Any]:
+async def clear_webhooks_queue(call: Call, *, notifications: Notifications) -> dict[str, Any]:
     """Drop every queued notification of the instance."""
-    await call.runtime.notifications.clear(call.instance.id)
+    await notifications.clear(call.instance.id)
     return {"isCleared": True}

@@ -11,6 +11,9 @@ from maxgate.api.methods.account import SETTABLE, SETTABLE_NAMES, validated_sett
 from maxgate.api.routing import Call, partner_method
 from maxgate.api.schemas import JsonBody
 from maxgate.api.validation import CHAT_ID, Field, decode_json, validate
+from maxgate.domain.instances import Instances
+from maxgate.net.urlguard import UrlGuard
+from maxgate.upstream.sandbox import Sandbox
 
 DELETE = (Field("idInstance", int, minimum=1),)
 NAME = (Field("name", required=False, allow_empty=True, max_length=200),)
@@ -22,19 +25,17 @@ NAME = (Field("name", required=False, allow_empty=True, max_length=200),)
     body=JsonBody((*NAME, *SETTABLE), min_keys=0),
     answer=schemas.CREATED_INSTANCE,
 )
-async def create_instance(call: Call) -> dict[str, Any]:
+async def create_instance(call: Call, *, instances: Instances, guard: UrlGuard) -> dict[str, Any]:
     """Create an instance, optionally named and with initial settings."""
     body = decode_json(await call.body_bytes())
     named = validate(body, NAME, min_keys=0)
-    settings = validated_settings(call, body) if set(body) & SETTABLE_NAMES else {}
-    instance, token = await call.runtime.instances.create(
-        name=named.get("name", ""), settings=settings
-    )
+    settings = validated_settings(guard, body) if set(body) & SETTABLE_NAMES else {}
+    instance, token = await instances.create(name=named.get("name", ""), settings=settings)
     return {"idInstance": instance.id, "apiTokenInstance": token, "typeInstance": "v3"}
 
 
 @partner_method("getInstances", "GET", answer=schemas.INSTANCES)
-async def get_instances(call: Call) -> list[dict[str, Any]]:
+async def get_instances(call: Call, *, instances: Instances) -> list[dict[str, Any]]:
     """Every live instance."""
     return [
         {
@@ -46,15 +47,15 @@ async def get_instances(call: Call) -> list[dict[str, Any]]:
             "chatId": i.chat_id,
             "deleted": False,
         }
-        for i in await call.runtime.instances.list()
+        for i in await instances.list()
     ]
 
 
 @partner_method("deleteInstanceAccount", "POST", body=DELETE, answer=schemas.DELETED_INSTANCE)
-async def delete_instance_account(call: Call) -> dict[str, Any]:
+async def delete_instance_account(call: Call, *, instances: Instances) -> dict[str, Any]:
     """Delete an instance; ``false`` with a reason when there is no such live instance."""
     body = await call.json(DELETE)
-    if await call.runtime.instances.delete(body["idInstance"]):
+    if await instances.delete(body["idInstance"]):
         return {"deleteInstanceAccount": True}
     return {"deleteInstanceAccount": False, "reason": "instance not found"}
 
@@ -73,17 +74,19 @@ SANDBOX_SEND = (
     body=SANDBOX_SEND,
     answer=schemas.obj({"idMessage": schemas.STRING}),
 )
-async def sandbox_send_message(call: Call) -> dict[str, Any]:
+async def sandbox_send_message(
+    call: Call, *, instances: Instances, sandbox: Sandbox
+) -> dict[str, Any]:
     """maxgate's own: a simulated contact (``chatId``) of the sandbox messenger writes a text into
-    an instance — what ``maxgate sandbox send`` does, over HTTP (demos, load tests)."""
+    an instance of kind ``sandbox`` — what ``maxgate sandbox send`` does, over HTTP (demos, load
+    tests)."""
     body = await call.json(SANDBOX_SEND)
-    runtime = call.runtime
-    if runtime.settings.upstream != "sandbox":
-        raise bad_request("sandboxSendMessage needs the sandbox upstream")
-    target = await runtime.instances.get(body["idInstance"])
+    target = await instances.get(body["idInstance"])
     if target is None or target.deleted:
         raise bad_request("instance not found")
-    id_message = await runtime.sandbox.contact_send(
+    if target.upstream != "sandbox":
+        raise bad_request("sandboxSendMessage needs the sandbox upstream")
+    id_message = await sandbox.contact_send(
         target.id, body["chatId"], text=body["message"], sender_name=body.get("senderName", "")
     )
     return {"idMessage": id_message}

@@ -8,8 +8,9 @@ streaming.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,9 +20,11 @@ from maxgate.api.multipart import FilePartInfo, read_multipart
 from maxgate.api.routing import Call, method
 from maxgate.api.schemas import MultipartBody, Param, RawBody
 from maxgate.api.validation import CHAT_ID, Field, validate
-from maxgate.blobs import BlobWriter, StoredBlob
+from maxgate.blobs import BlobStore, BlobWriter, StoredBlob
 from maxgate.domain import filenames
-from maxgate.domain.links import file_link
+from maxgate.domain.files import Files
+from maxgate.domain.journal import Journal
+from maxgate.domain.links import LinkSigner, file_link
 from maxgate.domain.records import FileRecord
 from maxgate.errors import (
     ApiError,
@@ -29,8 +32,10 @@ from maxgate.errors import (
     SizeLimitExceeded,
     UpstreamError,
 )
+from maxgate.net.client import OutboundClient
 from maxgate.net.http import fetch
-from maxgate.net.urlguard import refusal
+from maxgate.net.urlguard import UrlGuard, refusal
+from maxgate.settings import Settings
 
 MAX_TEXT = 4000
 
@@ -102,18 +107,17 @@ def too_large(size: int, limit: int) -> ApiError:
     )
 
 
-def _precheck_length(call: Call, slack: int = 0) -> None:
-    limit = call.runtime.settings.max_file_size
+def _precheck_length(call: Call, limit: int, *, slack: int = 0) -> None:
     declared = call.request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + slack:
         raise too_large(int(declared), limit)
 
 
 @method("sendMessage", "POST", needs_upstream=True, body=SEND_MESSAGE, answer=schemas.ID_MESSAGE)
-async def send_message(call: Call) -> dict[str, Any]:
+async def send_message(call: Call, *, journal: Journal) -> dict[str, Any]:
     """Queue a text message."""
     body = await call.json(SEND_MESSAGE)
-    message = await call.runtime.journal.record_outgoing(
+    message = await journal.record_outgoing(
         call.instance,
         body["chatId"],
         text=body["message"],
@@ -122,10 +126,25 @@ async def send_message(call: Call) -> dict[str, Any]:
     return {"idMessage": message.id_message}
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Sending:
+    """What queueing a file takes: the journal, and what its link is made with."""
+
+    journal: Journal
+    signer: LinkSigner
+    retention: float
+
+
 async def _send_file(
-    call: Call, chat_id: str, blob: StoredBlob, name: str, mime: str, body: dict[str, Any]
+    call: Call,
+    sending: _Sending,
+    chat_id: str,
+    blob: StoredBlob,
+    name: str,
+    mime: str,
+    body: dict[str, Any],
 ) -> dict[str, Any]:
-    message = await call.runtime.journal.record_outgoing(
+    message = await sending.journal.record_outgoing(
         call.instance,
         chat_id,
         blob=blob,
@@ -136,10 +155,9 @@ async def _send_file(
         quoted_id=body.get("quotedMessageId"),
     )
     assert message.file is not None
-    retention = call.runtime.settings.file_retention
     return {
         "idMessage": message.id_message,
-        "urlFile": file_link(call.runtime.signer, message.file, retention),
+        "urlFile": file_link(sending.signer, message.file, sending.retention),
     }
 
 
@@ -150,11 +168,13 @@ async def _send_file(
     body=MultipartBody(FILE_FIELDS),
     answer=schemas.SENT_FILE,
 )
-async def send_file_by_upload(call: Call) -> dict[str, Any]:
+async def send_file_by_upload(
+    call: Call, *, journal: Journal, blobs: BlobStore, signer: LinkSigner, settings: Settings
+) -> dict[str, Any]:
     """Queue a file sent as multipart/form-data (streamed into storage)."""
-    _precheck_length(call, slack=64 * 1024)
+    _precheck_length(call, settings.max_file_size, slack=64 * 1024)
     content_type = call.request.headers.get("content-type", "")
-    async with _upload(call) as writer:
+    async with _upload(blobs, settings.max_file_size) as writer:
 
         async def open_sink(_info: FilePartInfo) -> BlobWriter:
             return writer
@@ -169,15 +189,15 @@ async def send_file_by_upload(call: Call) -> dict[str, Any]:
         mime = filenames.guess_mime(declared_name, form.file.content_type)
         name = declared_name or filenames.made_up_name(mime)
         blob = await writer.commit()
-    return await _send_file(call, body["chatId"], blob, name, mime, body)
+    sending = _Sending(journal, signer, settings.file_retention)
+    return await _send_file(call, sending, body["chatId"], blob, name, mime, body)
 
 
 @contextlib.asynccontextmanager
-async def _upload(call: Call) -> AsyncIterator[BlobWriter]:
+async def _upload(blobs: BlobStore, limit: int) -> AsyncIterator[BlobWriter]:
     """A blob writer for a client's upload: dropped unless committed; too big → 413."""
-    limit = call.runtime.settings.max_file_size
     try:
-        async with call.runtime.blobs.writer(limit=limit) as writer:
+        async with blobs.writer(limit=limit) as writer:
             yield writer
     except SizeLimitExceeded as exc:
         raise too_large(exc.size, exc.limit) from None
@@ -190,41 +210,50 @@ def _check_fields(fields: dict[str, str]) -> dict[str, Any]:
 @method(
     "sendFileByUrl", "POST", needs_upstream=True, body=SEND_FILE_BY_URL, answer=schemas.SENT_FILE
 )
-async def send_file_by_url(call: Call) -> dict[str, Any]:
+async def send_file_by_url(
+    call: Call,
+    *,
+    journal: Journal,
+    files: Files,
+    blobs: BlobStore,
+    signer: LinkSigner,
+    guard: UrlGuard,
+    http: Callable[[], OutboundClient],
+    settings: Settings,
+) -> dict[str, Any]:
     """Queue a file fetched from a URL (through the outbound guard) or from our own link."""
     body = await call.json(SEND_FILE_BY_URL)
     name = filenames.clean_name(body["fileName"])
     if not name:
         raise validation_failed(f"'fileName' with value '{body['fileName']}' is not a file name")
-    own = await _own_file(call, body["urlFile"])
+    sending = _Sending(journal, signer, settings.file_retention)
+    own = await _own_file(files, signer, body["urlFile"])
     if own is not None:
         try:
-            present = await call.runtime.files.materialize(own)
+            present = await files.materialize(own)
         except UpstreamError as exc:
             raise bad_request(f"File from url could not be downloaded: {exc}") from None
         assert present.sha256 is not None and present.size is not None
-        blob = StoredBlob(
-            sha256=present.sha256, size=present.size, key=call.runtime.files.key(present.sha256)
-        )
+        blob = StoredBlob(sha256=present.sha256, size=present.size, key=files.key(present.sha256))
         mime = filenames.guess_mime(name, present.mime_type)
-        return await _send_file(call, body["chatId"], blob, name, mime, body)
-    blob, declared_mime = await _download(call, body["urlFile"])
+        return await _send_file(call, sending, body["chatId"], blob, name, mime, body)
+    limit, deadline = settings.max_file_size, settings.outbound_timeout
+    blob, declared_mime = await _download(http(), guard, blobs, body["urlFile"], limit, deadline)
     mime = filenames.guess_mime(name, declared_mime)
-    return await _send_file(call, body["chatId"], blob, name, mime, body)
+    return await _send_file(call, sending, body["chatId"], blob, name, mime, body)
 
 
-async def _download(call: Call, url: str) -> tuple[StoredBlob, str | None]:
-    runtime = call.runtime
-    limit = runtime.settings.max_file_size
+async def _download(
+    http: OutboundClient,
+    guard: UrlGuard,
+    blobs: BlobStore,
+    url: str,
+    limit: int,
+    deadline: float,
+) -> tuple[StoredBlob, str | None]:
     try:
-        async with fetch(
-            runtime.http,
-            url,
-            limit=limit,
-            guard=runtime.guard,
-            deadline=runtime.settings.outbound_timeout,
-        ) as (head, chunks):
-            blob = await runtime.blobs.write(chunks, limit=limit)
+        async with fetch(http, url, limit=limit, guard=guard, deadline=deadline) as (head, chunks):
+            blob = await blobs.write(chunks, limit=limit)
     except SizeLimitExceeded as exc:
         raise too_large(exc.size, exc.limit) from None
     except OutboundError as exc:
@@ -232,9 +261,9 @@ async def _download(call: Call, url: str) -> tuple[StoredBlob, str | None]:
     return blob, head.content_type
 
 
-async def _own_file(call: Call, url: str) -> FileRecord | None:
+async def _own_file(files: Files, signer: LinkSigner, url: str) -> FileRecord | None:
     """The file behind one of this server's own signed links, or None for other URLs."""
-    base = urlsplit(call.runtime.signer.base_url)
+    base = urlsplit(signer.base_url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -252,20 +281,19 @@ async def _own_file(call: Call, url: str) -> FileRecord | None:
         signature = query["sig"][0]
     except (IndexError, KeyError, ValueError):
         return None
-    if expires < time.time() or not call.runtime.signer.verify(
-        instance_id, file_id, expires, signature
-    ):
+    if expires < time.time() or not signer.verify(instance_id, file_id, expires, signature):
         raise bad_request("File from url could not be downloaded: the link is expired or invalid")
-    return await call.runtime.files.get(file_id)
+    return await files.get(file_id)
 
 
 @method("uploadFile", "POST", body=UPLOAD_BODY, answer=schemas.UPLOADED_FILE)
-async def upload_file(call: Call) -> dict[str, Any]:
+async def upload_file(
+    call: Call, *, files: Files, blobs: BlobStore, settings: Settings, signer: LinkSigner
+) -> dict[str, Any]:
     """Store a raw body as a file and answer a link usable with sendFileByUrl."""
-    settings = call.runtime.settings
-    _precheck_length(call)
+    _precheck_length(call, settings.max_file_size)
     raw_name = header_text(call.request.headers.get("ga-filename", ""))
-    async with _upload(call) as writer:
+    async with _upload(blobs, settings.max_file_size) as writer:
         async for chunk in call.request.stream():
             await writer.write(chunk)
         if writer.size == 0:
@@ -275,5 +303,5 @@ async def upload_file(call: Call) -> dict[str, Any]:
     name = filenames.clean_name(raw_name)
     mime = filenames.guess_mime(name, declared) if name else filenames.guess_mime("", declared)
     name = name or filenames.made_up_name(mime)
-    file = await call.runtime.files.create_stored(call.instance.id, blob, name, mime)
-    return {"urlFile": file_link(call.runtime.signer, file, settings.file_retention)}
+    file = await files.create_stored(call.instance.id, blob, name, mime)
+    return {"urlFile": file_link(signer, file, settings.file_retention)}

@@ -1,6 +1,7 @@
-"""Bodies read past h11 (``maxgate.net.rawbody``): the stream that splits the first head from its
-body, and ``fetch`` against real servers on loopback, for bodies it reads itself and bodies it
-leaves to httpx; both must give the same bytes and the same errors.
+"""One outbound connection (``maxgate.net.connection``) and the two ways ``fetch`` reads a body
+through it: a ``Content-Length`` body straight from the stream, past h11, and every other body
+(chunked, read to the close, gzip) through h11. Both must give the same bytes and the same
+errors, against real servers on loopback.
 """
 
 from __future__ import annotations
@@ -9,17 +10,17 @@ import asyncio
 import gzip
 import hashlib
 import socket
-import ssl
 import struct
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
-import httpcore
 import pytest
 
 from maxgate.blobs import BlobStore
 from maxgate.errors import OutboundError
-from maxgate.net.http import fetch, outbound_client
-from maxgate.net.rawbody import BROKEN_READ, READ_SIZE, SplitHeadStream
+from maxgate.net.client import outbound_client
+from maxgate.net.connection import BROKEN_READ, Connection
+from maxgate.net.http import fetch
 from tests.net.test_http import (
     LOOPBACK,
     Handler,
@@ -34,94 +35,62 @@ from tests.net.test_http import (
 )
 from tests.net.test_http import serve as serve  # the fixture (re-exported, so pytest finds it)
 
-HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
-
 
 @pytest.fixture
-def claims(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What ``claim_body`` answered during the test (True: fetch read the body itself)."""
-    answers: list[bool] = []
-    claim = SplitHeadStream.claim_body
+def claims(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The lengths ``fetch`` read past h11 during the test (``Connection.sized_body``)."""
+    lengths: list[int] = []
+    sized_body = Connection.sized_body
 
-    def spy(self: SplitHeadStream) -> bool:
-        answers.append(claim(self))
-        return answers[-1]
+    def spy(self: Connection, length: int) -> AsyncGenerator[bytes, None]:
+        lengths.append(length)
+        return sized_body(self, length)
 
-    monkeypatch.setattr(SplitHeadStream, "claim_body", spy)
-    return answers
-
-
-# --- the stream ----------------------------------------------------------------------------
+    monkeypatch.setattr(Connection, "sized_body", spy)
+    return lengths
 
 
-async def test_the_first_head_is_handed_out_alone() -> None:
-    stream = SplitHeadStream(httpcore.AsyncMockStream([HEAD + b"body", b"more"]))
-    assert await stream.read(65536) == HEAD
-    assert stream.claim_body()
-    assert not stream.claim_body()  # once
-    assert await stream.read(65536) == b"body"  # held back, then the socket's
-    assert await stream.read(65536) == b"more"
+# --- the head ends where h11 ends it; the bytes after it are the body's -------------------
+
+
+def pieces(*parts: bytes) -> Handler:
+    """Writes ``parts`` one by one, a moment apart (so each arrives as its own read)."""
+
+    async def handler(request: Request, writer: asyncio.StreamWriter) -> None:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    return handler
 
 
 @pytest.mark.parametrize(
-    ("chunks", "head"),
+    "parts",
     [
-        ([b"HTTP/1.1 200 OK\r\nA: b\r\n\r", b"\nbody"], b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n"),
-        ([b"HTTP/1.1 200 OK\r\nA: b\r\n", b"\r\nbody"], b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n"),
-        ([b"HTTP/1.1 200 OK\nA: b\n\nbody"], b"HTTP/1.1 200 OK\nA: b\n\n"),  # h11 allows bare \n
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"],
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r", b"\nbody"],
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n", b"\r\nbo", b"dy"],
+        [b"HTTP/1.1 200 OK\nContent-Length: 4\n\nbody"],  # h11 allows bare \n
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n", b"b", b"o", b"d", b"y"],
     ],
+    ids=["one-piece", "split-blank-line", "split-body", "bare-newlines", "trickle"],
 )
-async def test_a_head_end_is_found_where_h11_finds_it(chunks: list[bytes], head: bytes) -> None:
-    stream = SplitHeadStream(httpcore.AsyncMockStream(list(chunks)))
-    handed = b""
-    while not stream.claim_body():
-        handed += await stream.read(65536)
-    assert handed == head
-    assert await stream.read(65536) == b"body"
-
-
-async def test_a_body_httpcore_has_read_is_not_claimed() -> None:
-    stream = SplitHeadStream(httpcore.AsyncMockStream([HEAD + b"body"]))
-    assert await stream.read(65536) == HEAD
-    assert await stream.read(65536) == b"body"  # h11 has it now
-    assert not stream.claim_body()
-
-
-async def test_only_the_first_answer_on_a_connection_is_split() -> None:
-    second = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
-    stream = SplitHeadStream(httpcore.AsyncMockStream([HEAD + b"body", second]))
-    assert await stream.read(65536) == HEAD
-    assert await stream.read(65536) == b"body"
-    await stream.write(b"GET /next HTTP/1.1\r\n\r\n")
-    assert await stream.read(65536) == second  # whole: h11 may still hold bytes of the first
-    assert not stream.claim_body()
-
-
-async def test_tls_streams_are_never_split() -> None:
-    plain = SplitHeadStream(httpcore.AsyncMockStream([HEAD + b"body"]))
-    secure = await plain.start_tls(ssl.create_default_context(), "example.test")
-    assert isinstance(secure, SplitHeadStream)
-    assert await secure.read(65536) == HEAD + b"body"
-    assert not secure.claim_body()
-
-
-async def test_reads_are_large() -> None:
-    class Recording(httpcore.AsyncMockStream):
-        asked: list[int] = []
-
-        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-            self.asked.append(max_bytes)
-            return await super().read(max_bytes, timeout)
-
-    await SplitHeadStream(Recording([HEAD])).read(65536)
-    assert Recording.asked == [READ_SIZE]
+async def test_the_body_is_what_follows_the_head(
+    serve: ServerFactory, claims: list[int], parts: list[bytes]
+) -> None:
+    server = await serve(pieces(*parts))
+    async with outbound_client(LOOPBACK) as client:
+        _, body = await get(client, server.url(), LOOPBACK)
+    assert body == b"body"
+    assert claims == [4]
 
 
 # --- fetch: which bodies are read past h11 -------------------------------------------------
 
 
 async def test_a_sized_body_is_read_past_h11(
-    serve: ServerFactory, tmp_path: Path, claims: list[bool]
+    serve: ServerFactory, tmp_path: Path, claims: list[int]
 ) -> None:
     data = bytes(range(256)) * (12 * 1024 + 7)  # ~3 MiB, not a multiple of any read size
     server = await serve(answer(body=data, headers=[("Content-Type", "application/pdf")]))
@@ -133,22 +102,22 @@ async def test_a_sized_body_is_read_past_h11(
     ):
         assert (head.content_length, head.content_type) == (len(data), "application/pdf")
         blob = await blobs.write(body, limit=len(data))
-    assert claims == [True]
+    assert claims == [len(data)]
     assert (blob.sha256, blob.size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert await blobs.read_all(blob.key) == data
     assert server.requests[0].headers["connection"] == "close"
 
 
-async def test_a_slow_sized_body_arrives_whole(serve: ServerFactory, claims: list[bool]) -> None:
+async def test_a_slow_sized_body_arrives_whole(serve: ServerFactory, claims: list[int]) -> None:
     server = await serve(steady(total=3000, piece=300, gap=0.02))
     async with outbound_client(LOOPBACK, timeout=5) as client:
         _, body = await get(client, server.url(), LOOPBACK, deadline=5)
     assert body == b"s" * 3000
-    assert claims == [True]
+    assert claims == [3000]
 
 
 async def test_bytes_past_the_length_are_not_the_body(
-    serve: ServerFactory, claims: list[bool]
+    serve: ServerFactory, claims: list[int]
 ) -> None:
     async def overlong(request: Request, writer: asyncio.StreamWriter) -> None:
         writer.write(response(body=b"", headers=[("Content-Length", "5")], length=False))
@@ -158,14 +127,12 @@ async def test_bytes_past_the_length_are_not_the_body(
     async with outbound_client(LOOPBACK) as client:
         _, body = await get(client, server.url(), LOOPBACK, limit=5)
     assert body == b"12345"
-    assert claims == [True]
+    assert claims == [5]
 
 
-async def test_redirect_hops_are_fresh_connections(
-    serve: ServerFactory, claims: list[bool]
-) -> None:
-    """Every request asks for "Connection: close", redirect hops too, so that the final body
-    is the first answer on its connection and can be read past h11."""
+async def test_redirect_hops_are_fresh_connections(serve: ServerFactory, claims: list[int]) -> None:
+    """Every request asks for "Connection: close", redirect hops too: each answer is the first
+    on its connection, and its body can be read past h11."""
 
     async def handler(request: Request, writer: asyncio.StreamWriter) -> None:
         if request.target == "/file.bin":
@@ -177,12 +144,12 @@ async def test_redirect_hops_are_fresh_connections(
     async with outbound_client(LOOPBACK) as client:
         head, body = await get(client, server.url("/download"), LOOPBACK)
     assert (body, head.url) == (b"the file", server.url("/file.bin"))
-    assert claims == [True]
+    assert claims == [8]
     assert [r.headers["connection"] for r in server.requests] == ["close", "close"]
     assert server.connections == 2
 
 
-async def test_credentials_stay_on_their_origin(serve: ServerFactory, claims: list[bool]) -> None:
+async def test_credentials_stay_on_their_origin(serve: ServerFactory, claims: list[int]) -> None:
     other = await serve(answer(body=b"elsewhere"), host="127.0.0.2")
     start = await serve(redirect(other.url("/x")))
     async with outbound_client(LOOPBACK) as client:
@@ -190,7 +157,7 @@ async def test_credentials_stay_on_their_origin(serve: ServerFactory, claims: li
     assert body == b"elsewhere"
     assert "authorization" in start.requests[0].headers
     assert "authorization" not in other.requests[0].headers
-    assert claims[-1] is True
+    assert claims == [9]
 
 
 async def close_delimited(request: Request, writer: asyncio.StreamWriter) -> None:
@@ -213,18 +180,25 @@ def interim_then(body: bytes) -> Handler:
             b"z" * 3000,
         ),
         (close_delimited, b"no length, read to the close"),
-        (interim_then(b"after 100"), b"after 100"),
     ],
-    ids=["chunked", "gzip", "close-delimited", "interim-answer"],
+    ids=["chunked", "gzip", "close-delimited"],
 )
-async def test_other_bodies_are_left_to_httpx(
-    serve: ServerFactory, claims: list[bool], handler: Handler, expected: bytes
+async def test_other_bodies_are_read_through_h11(
+    serve: ServerFactory, claims: list[int], handler: Handler, expected: bytes
 ) -> None:
     server = await serve(handler)
     async with outbound_client(LOOPBACK) as client:
         _, body = await get(client, server.url(), LOOPBACK, limit=10_000)
     assert body == expected
-    assert True not in claims
+    assert claims == []
+
+
+async def test_an_interim_answer_is_skipped(serve: ServerFactory, claims: list[int]) -> None:
+    server = await serve(interim_then(b"after 100"))
+    async with outbound_client(LOOPBACK) as client:
+        _, body = await get(client, server.url(), LOOPBACK)
+    assert body == b"after 100"
+    assert claims == [9]  # the final answer's body, past h11 too
 
 
 # --- fetch: the same errors whichever path reads the body ----------------------------------
@@ -258,14 +232,14 @@ def cut(*, framing: str, reset: bool) -> Handler:
 @pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
 @pytest.mark.parametrize("framing", ["length", "chunked"])
 async def test_a_body_cut_short_breaks_the_connection(
-    serve: ServerFactory, claims: list[bool], framing: str, reset: bool
+    serve: ServerFactory, claims: list[int], framing: str, reset: bool
 ) -> None:
     server = await serve(cut(framing=framing, reset=reset))
     async with outbound_client(LOOPBACK) as client:
         with pytest.raises(OutboundError) as info:
             await get(client, server.url(), LOOPBACK)
     assert str(info.value) == BROKEN_READ == "the connection broke while reading the answer"
-    assert claims == ([True] if framing == "length" else [])
+    assert claims == ([1000] if framing == "length" else [])
 
 
 def stall(*, framing: str) -> Handler:
