@@ -107,6 +107,13 @@ def test_python_dash_m_help_lists_the_commands() -> None:
         assert command in out
 
 
+def test_fakemax_is_a_command_of_maxgate() -> None:
+    out = _ok(cli("fakemax", "serve", "--help"))
+    assert "--port" in out and "--rate-limit-rps" in out
+    refused = cli("fakemax", "serve", "--rate-limit-rps", "many")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+
+
 def test_serve_help_lists_every_setting_flag_and_env_var() -> None:
     out = _flat(_ok(cli("serve", "--help")))
     for spec in SETTINGS:

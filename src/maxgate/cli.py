@@ -105,6 +105,19 @@ app.add_typer(sandbox_app, name="sandbox")
 sandbox_app.add_typer(group_app, name="group")
 
 
+@app.command(
+    "fakemax",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def fakemax(ctx: typer.Context) -> None:
+    """A fake of the MAX Bot API for tests and CI: `maxgate fakemax serve --port 8090` (see
+    docs/fakemax.md; `maxgate fakemax serve --help` lists its flags)."""
+    from maxgate.fakemax.__main__ import main as fakemax_main
+
+    fakemax_main(ctx.args)
+
+
 out = Console()
 err = Console(stderr=True)
 
