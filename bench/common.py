@@ -201,7 +201,9 @@ def maxgate_cli(*args: str, data_dir: Path) -> str:
 
 
 def create_instance(data_dir: Path, name: str = "") -> dict[str, Any]:
-    """``maxgate instance create --json``: a real instance with a real token."""
+    """``maxgate instance create --json``: a real instance with a real token. The data dir is
+    made first: only ``maxgate serve`` makes a missing one (the other commands refuse it)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = json.loads(
         maxgate_cli("instance", "create", "--json", "--name", name, data_dir=data_dir)
     )
