@@ -30,7 +30,7 @@ from maxgate.api.schemas import Body, JsonSchema, Param, as_body
 from maxgate.api.services import NAMES as SERVICE_NAMES
 from maxgate.api.services import Services
 from maxgate.api.validation import Field, decode_json, validate
-from maxgate.domain.messenger import require_method
+from maxgate.domain.messenger import MESSENGER_METHODS, require_method
 from maxgate.domain.records import Instance
 from maxgate.errors import ApiError, StorageFull
 
@@ -54,6 +54,7 @@ class MethodSpec:
     extra: Param | None = None
     answer: JsonSchema | None = None
     uses: tuple[str, ...] = ()  # the services the handler takes (keyword-only parameters)
+    messenger: bool = False  # needs the messenger: refused for a kind that cannot do it
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -89,6 +90,7 @@ def method(
             extra=extra,
             answer=answer,
             uses=uses_of(handler),
+            messenger=name in MESSENGER_METHODS,
         )
         return handler
 
@@ -134,8 +136,12 @@ def uses_of(handler: Handler) -> tuple[str, ...]:
 
 
 def handing(spec: MethodSpec, services: Services) -> dict[str, Any]:
-    """The services ``spec``'s handler takes, by name."""
-    return {name: getattr(services, name) for name in spec.uses}
+    """The services ``spec``'s handler takes, by name (made once per set of names: the
+    services of an app never change)."""
+    handed = services.handed.get(spec.uses)
+    if handed is None:
+        handed = services.handed[spec.uses] = {name: getattr(services, name) for name in spec.uses}
+    return handed
 
 
 class Call:
@@ -263,9 +269,9 @@ async def v3_call(services: Services, scope: Scope, receive: Receive, path: V3Pa
         limiter: RateLimiter | None = scope["app"].state.limiter
         if limiter is not None:
             await limiter.check(instance.id, spec.name.lower())
-        require_method(
-            instance.upstream, services.upstreams.capabilities_of(instance.upstream), spec.name
-        )
+        if spec.messenger:
+            capabilities = services.upstreams.capabilities_of(instance.upstream)
+            require_method(instance.upstream, capabilities, spec.name)
         if spec.needs_upstream and instance.state != "authorized":
             raise ApiError(400, "instance is starting or not authorized")
         call = Call(

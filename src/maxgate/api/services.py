@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from maxgate.blobs import BlobStore
 from maxgate.domain.files import Files
@@ -50,6 +51,10 @@ class Services:
     guard: UrlGuard
     sandbox: Sandbox
     http: Callable[[], OutboundClient]  # the guarded outbound client, made on first use
+    # What each set of names hands a handler (routing.handing), filled on first use.
+    handed: dict[tuple[str, ...], dict[str, Any]] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, runtime: Runtime) -> Services:
@@ -71,4 +76,4 @@ class Services:
         )
 
 
-NAMES = frozenset(field.name for field in dataclasses.fields(Services))
+NAMES = frozenset(field.name for field in dataclasses.fields(Services)) - {"handed"}
