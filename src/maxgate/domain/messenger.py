@@ -209,26 +209,21 @@ GATEWAY_METHODS = frozenset(
 )
 """The v3 methods every instance has, whatever its kind."""
 
-MESSENGER_METHODS = frozenset(
-    {
-        # Served today.
-        "sendMessage",
-        "sendFileByUpload",
-        "sendFileByUrl",
-        "checkAccount",
-        "reboot",
-        "logout",
-        "qr",
-        # Named by the MAX connector issues (11, 12); listed before they exist so that an
-        # upstream that cannot do them is refused from their first day.
-        "sendAuthorizationPassword",
-        "getContacts",
-        "getContactInfo",
-        "getAvatar",
-        "readChat",
-        "createGroup",
-    }
+SERVED_MESSENGER_METHODS = frozenset(
+    {"sendMessage", "sendFileByUpload", "sendFileByUrl", "checkAccount", "reboot", "logout", "qr"}
 )
+"""The messenger methods served today."""
+
+MESSENGER_METHODS = SERVED_MESSENGER_METHODS | {
+    # Named by the MAX connector issues (11, 12); listed before they exist so that an
+    # upstream that cannot do them is refused from their first day.
+    "sendAuthorizationPassword",
+    "getContacts",
+    "getContactInfo",
+    "getAvatar",
+    "readChat",
+    "createGroup",
+}
 """The v3 methods that need the messenger: an instance has one only when its upstream's
 ``capabilities()`` names it. Every method of the API is in exactly one of the two sets
 (``tests/api/test_capabilities.py``)."""

@@ -29,7 +29,14 @@ from typing import Any
 
 from maxgate.blobs import BlobStore
 from maxgate.domain import ids
-from maxgate.domain.messenger import ChatInfo, Contact, InboundFile, InboundMessage, InboundSink
+from maxgate.domain.messenger import (
+    SERVED_MESSENGER_METHODS,
+    ChatInfo,
+    Contact,
+    InboundFile,
+    InboundMessage,
+    InboundSink,
+)
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import BlobError, BlobNotFound, UpstreamError, UpstreamFileGone
 from maxgate.store import sandbox as store
@@ -41,20 +48,9 @@ from maxgate.upstream.sandboxlogin import SandboxLogin
 
 STATUS_STEP_SECONDS = 0.05
 URL_LIFETIME = 3600.0  # seconds a file reference is good for before it must be resolved again
-CAPABILITIES = frozenset(
-    {
-        "sendMessage",
-        "sendFileByUpload",
-        "sendFileByUrl",
-        "checkAccount",
-        "reboot",
-        "logout",
-        "qr",
-        # Methods of the next issues that the port already answers (contacts, send_password).
-        "getContacts",
-        "sendAuthorizationPassword",
-    }
-)
+# Every messenger method served today, and of the next issues' those the port already answers
+# (contacts, send_password).
+CAPABILITIES = SERVED_MESSENGER_METHODS | {"getContacts", "sendAuthorizationPassword"}
 
 
 class Sandbox:
