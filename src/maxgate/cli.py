@@ -345,6 +345,19 @@ def _serve(settings: Settings) -> None:
     server.serve()
 
 
+def _read_secret_file(path: Path) -> str:
+    """A secret from a file (or standard input for ``-``), surrounding whitespace removed; the
+    secret never goes on the command line, where other users' ``ps`` would show it."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}") from None
+    secret = text.strip()
+    if not secret:
+        raise typer.BadParameter(f"{path} is empty")
+    return secret
+
+
 @instance_app.command("create")
 def instance_create(
     name: Annotated[str, typer.Option(help="A name for the instance.")] = "",
@@ -353,7 +366,17 @@ def instance_create(
         typer.Option(
             "--upstream",
             metavar="KIND",
-            help="The messenger behind the instance (sandbox); default: the setting upstream.",
+            help="The messenger behind the instance (sandbox | maxbot); default: the setting "
+            "upstream.",
+        ),
+    ] = None,
+    bot_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--bot-token-file",
+            metavar="FILE",
+            help="For --upstream maxbot: a file holding the bot's token from business.max.ru "
+            "('-': standard input). Checked with MAX (GET /me) before the instance is made.",
         ),
     ] = None,
     as_json: AsJson = False,
@@ -362,11 +385,10 @@ def instance_create(
 ) -> None:
     """Create an instance and print its credentials (the token is shown only once)."""
     settings = _load({"data_dir": data_dir}, config)
+    bot_token = _read_secret_file(bot_token_file) if bot_token_file is not None else None
 
     async def create(rt: Runtime) -> tuple[Instance, str]:
-        if upstream is not None:
-            rt.upstreams.require_kind(upstream)
-        return await rt.instances.create(name=name, upstream=upstream)
+        return await rt.create_instance(name=name, upstream=upstream, bot_token=bot_token)
 
     instance, token = _run(settings, create)
     info = instance_info(settings, instance, token)

@@ -67,7 +67,15 @@ class SizeLimitExceeded(MaxgateError):
 
 
 class OutboundError(MaxgateError):
-    """An outbound HTTP fetch (sendFileByUrl, webhooks) failed."""
+    """An outbound HTTP request (sendFileByUrl, webhooks, a messenger's API) failed."""
+
+
+class OutboundStatus(OutboundError):
+    """The server answered, with a status other than 2xx (``status``)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"server answered {status}")
+        self.status = status
 
 
 class OutboundBlocked(OutboundError):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from maxgate.blobs import BlobStore
 from maxgate.domain.files import Files
@@ -19,15 +20,18 @@ from maxgate.domain.links import LinkSigner, file_link
 from maxgate.domain.messenger import Upstream
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.outbox import Outbox
+from maxgate.domain.records import Instance
 from maxgate.domain.retention import Retention
 from maxgate.domain.webhooks import Webhooks
-from maxgate.errors import MaxgateError
+from maxgate.errors import ConfigError, MaxgateError
 from maxgate.net.client import OutboundClient, outbound_client
 from maxgate.net.poster import WebhookPoster
 from maxgate.net.urlguard import UrlGuard
 from maxgate.settings import MAX_FILE_SIZE_CAP, Settings
 from maxgate.store.database import Database
 from maxgate.upstream.counting import CountingUpstream
+from maxgate.upstream.maxbot import MaxBot
+from maxgate.upstream.maxbot.api import trusted_context
 from maxgate.upstream.router import Upstreams
 from maxgate.upstream.sandbox import Sandbox
 
@@ -41,7 +45,11 @@ def _sandbox(runtime: Runtime) -> Upstream:
     return runtime.sandbox
 
 
-UPSTREAM_KINDS: dict[str, Callable[[Runtime], Upstream]] = {"sandbox": _sandbox}
+def _maxbot(runtime: Runtime) -> Upstream:
+    return runtime.maxbot
+
+
+UPSTREAM_KINDS: dict[str, Callable[[Runtime], Upstream]] = {"sandbox": _sandbox, "maxbot": _maxbot}
 """The messenger adapters a server can host, by kind: a builder from the runtime's parts. A
 new upstream is one module in ``maxgate.upstream`` implementing ``Upstream``, registered here;
 each instance names its kind (``instance create --upstream``), the setting ``upstream`` the
@@ -58,6 +66,15 @@ class Runtime:
         self.instances = Instances(self.db, default_upstream=settings.upstream)
         self.sandbox = Sandbox(
             self.db, BlobStore(settings.sandbox_blob_url), retention=settings.sandbox_retention
+        )
+        self._max_http: OutboundClient | None = None
+        self.maxbot = MaxBot(
+            self.db,
+            lambda: self.max_http,
+            base_url=settings.maxbot_base_url,
+            rps=settings.maxbot_rps,
+            poll_timeout=settings.maxbot_poll_timeout,
+            file_size_limit=MAX_FILE_SIZE_CAP,
         )
         # One adapter per kind; each instance's calls go to its own kind's (upstream/router.py).
         self.upstreams = Upstreams(
@@ -116,6 +133,48 @@ class Runtime:
             self._http = outbound_client(self.guard, timeout=self.settings.outbound_timeout)
         return self._http
 
+    @property
+    def max_http(self) -> OutboundClient:
+        """The outbound client for MAX (its CA trusted), made on first use."""
+        if self._max_http is None:
+            self._max_http = outbound_client(
+                self.guard,
+                timeout=self.settings.outbound_timeout,
+                ssl_context=trusted_context(self.settings.maxbot_ca_bundle),
+            )
+        return self._max_http
+
+    async def create_instance(
+        self,
+        *,
+        name: str = "",
+        upstream: str | None = None,
+        bot_token: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> tuple[Instance, str]:
+        """Create an instance of a kind this server has; returns it with its API token.
+
+        A ``maxbot`` instance needs ``bot_token``, checked with MAX first (``GET /me``:
+        ``UpstreamError`` for a token MAX refuses or a MAX that cannot be reached); other
+        kinds take none (``ConfigError``).
+        """
+        kind = upstream or self.settings.upstream
+        self.upstreams.require_kind(kind)
+        if kind == MaxBot.kind:
+            if not bot_token:
+                raise ConfigError("a maxbot instance needs the bot's token (--bot-token-file)")
+            await self.maxbot.verify(bot_token)
+        elif bot_token:
+            raise ConfigError(f"an instance of kind {kind} takes no bot token")
+        instance, token = await self.instances.create(name=name, upstream=kind, settings=settings)
+        if bot_token:
+            try:
+                await self.maxbot.enroll(instance.id, bot_token)
+            except MaxgateError:
+                await self.instances.delete(instance.id)
+                raise
+        return instance, token
+
     async def open(self) -> None:
         """Migrate the schema and start the upstream (no background workers)."""
         await self.db.migrate()
@@ -130,6 +189,7 @@ class Runtime:
             asyncio.create_task(self.notifications.watch(), name="maxgate-notification-watch"),
         ]
         self._workers.append(asyncio.create_task(self._sweep_loop(), name="maxgate-sweep"))
+        self._workers.append(asyncio.create_task(self.maxbot.run(), name="maxgate-maxbot"))
         if self.settings.mirror_mode == "eager":
             self._workers.append(asyncio.create_task(self._mirror_loop(), name="maxgate-mirror"))
 
@@ -177,6 +237,7 @@ class Runtime:
         await self.webhooks.close()
         await self.files.close()
         await self.upstream.stop()
-        if self._http is not None:
-            await self._http.aclose()
+        for client in (self._http, self._max_http):
+            if client is not None:
+                await client.aclose()
         await self.db.close()

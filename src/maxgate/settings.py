@@ -277,7 +277,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Empty: generated once and kept in the data dir.",
     ),
     Setting(
-        "upstream", "choice", "sandbox", "The messenger behind the gateway.", choices=("sandbox",)
+        "upstream",
+        "choice",
+        "sandbox",
+        "The kind of messenger behind instances created without one (sandbox | maxbot).",
+        choices=("sandbox", "maxbot"),
     ),
     Setting(
         "outbound_allow",
@@ -292,6 +296,33 @@ SETTINGS: tuple[Setting, ...] = (
         "duration",
         0.0,
         "How long the sandbox messenger keeps the files it carried. 0: forever.",
+    ),
+    Setting(
+        "maxbot_base_url",
+        "str",
+        "https://platform-api2.max.ru",
+        "Base URL of the MAX Bot API (maxbot instances). A fake on a private address (maxgate "
+        "fakemax) also needs outbound_allow.",
+    ),
+    Setting(
+        "maxbot_ca_bundle",
+        "str",
+        "",
+        "PEM file of the CAs trusted for the MAX Bot API. Empty: the usual roots and the "
+        "Минцифры root CA that MAX requires (shipped with maxgate).",
+    ),
+    Setting(
+        "maxbot_rps",
+        "int",
+        30,
+        "Requests per second at most per bot token, all of an instance's work together (MAX "
+        "asks for about 30; more gets a bot limited).",
+    ),
+    Setting(
+        "maxbot_poll_timeout",
+        "int",
+        30,
+        "Seconds one long poll of GET /updates waits for updates (MAX allows up to 90).",
     ),
     Setting("max_json_body", "size", 1024**2, "Largest JSON request body."),
     Setting(
@@ -417,6 +448,10 @@ class Settings:
     outbound_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     outbound_timeout: float = 60.0
     sandbox_retention: float = 0.0
+    maxbot_base_url: str = "https://platform-api2.max.ru"
+    maxbot_ca_bundle: str = ""
+    maxbot_rps: int = 30
+    maxbot_poll_timeout: int = 30
     max_json_body: int = 1024**2
     notification_retention: float = 86400.0
     webhook_timeout: float = 10.0

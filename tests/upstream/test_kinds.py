@@ -73,11 +73,14 @@ async def test_instance_create_takes_the_kind(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     default = _cli("instance", "create", "--json", data_dir=home)
     assert default.returncode == 0, default.stderr
-    refused = _cli("instance", "create", "--upstream", "maxbot", data_dir=home)
+    refused = _cli("instance", "create", "--upstream", "maxuser", data_dir=home)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert "unknown upstream kind 'maxbot': this server has sandbox" in " ".join(
+    assert "unknown upstream kind 'maxuser': this server has maxbot, sandbox" in " ".join(
         refused.stderr.split()
     )
+    tokenless = _cli("instance", "create", "--upstream", "maxbot", data_dir=home)
+    assert tokenless.returncode == 1 and "Traceback" not in tokenless.stderr
+    assert "a maxbot instance needs the bot's token (--bot-token-file)" in tokenless.stderr
     helped = _cli("instance", "create", "--help", data_dir=home)
     assert "--upstream" in helped.stdout and "KIND" in helped.stdout
 

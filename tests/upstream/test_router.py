@@ -192,12 +192,13 @@ async def test_the_runtime_routes_by_the_instance_column(settings: Settings) -> 
 
 
 async def test_the_setting_gives_the_default_kind(settings: Settings) -> None:
-    assert set(UPSTREAM_KINDS) == {"sandbox"}
+    assert set(UPSTREAM_KINDS) == {"sandbox", "maxbot"}
     runtime = Runtime(settings)
     try:
         assert runtime.instances.default_upstream == settings.upstream == "sandbox"
         assert runtime.upstreams.default == "sandbox"
         assert runtime.upstreams.adapter("sandbox") is runtime.sandbox
+        assert runtime.upstreams.adapter("maxbot") is runtime.maxbot
     finally:
         await runtime.close()
 

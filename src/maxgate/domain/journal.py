@@ -227,6 +227,7 @@ class Journal:
             "file_id": file.id if file else None,
             "status": "sent" if message.from_me else None,
             "quoted_id": message.quoted_id,
+            "upstream_id": message.upstream_id,
         }
         notification = None
         if self.notifications is not None:

@@ -49,6 +49,8 @@ class InboundMessage:
     quoted_id: str | None = None
     # Sent by the account itself from another device (journaled as outgoing, not by the API).
     from_me: bool = False
+    # The messenger's own id of the message (MAX's mid), when it differs from idMessage.
+    upstream_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

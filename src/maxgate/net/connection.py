@@ -25,7 +25,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterator, Sequence
 
 import h11
 
@@ -263,9 +263,18 @@ class Connection:
         return data
 
     async def send(
-        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes = b""
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterable[bytes] = b"",
     ) -> None:
-        """Send one request with a body of ``body`` (``Content-Length`` is the caller's)."""
+        """Send one request with a body of ``body`` (``Content-Length`` is the caller's).
+
+        A body given as an async iterable is streamed piece by piece, each write waiting for
+        the socket to take it (constant memory however large); h11 refuses a body that does
+        not match the announced ``Content-Length``.
+        """
         protocol = self.protocol
         self.answered = False
         try:
@@ -276,9 +285,25 @@ class Connection:
             raise OutboundError(
                 "a header of the request is not valid HTTP (a control character in a value?)"
             ) from None
-        if body:
-            out += protocol.send(h11.Data(data=body)) or b""
-        out += protocol.send(h11.EndOfMessage()) or b""
+        if isinstance(body, bytes):
+            if body:
+                out += protocol.send(h11.Data(data=body)) or b""
+        else:
+            await self._write(out)
+            out = b""
+            try:
+                async for piece in body:
+                    if piece:
+                        await self._write(protocol.send(h11.Data(data=piece)) or b"")
+            except h11.LocalProtocolError:
+                raise OutboundError("the request body does not match its length") from None
+        try:
+            out += protocol.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:
+            raise OutboundError("the request body does not match its length") from None
+        await self._write(out)
+
+    async def _write(self, out: bytes) -> None:
         seconds, message = self._limit()
         try:
             if seconds is None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import h11
 import httpx
 
-from maxgate.errors import OutboundError, SizeLimitExceeded
+from maxgate.errors import OutboundError, OutboundStatus, SizeLimitExceeded
 from maxgate.net.client import OutboundClient, outbound_client, split_url
 from maxgate.net.connection import Connection
 from maxgate.net.deadlines import MIN_RATE, TransferDeadline
@@ -246,8 +246,9 @@ async def fetch(
     timeout (a stalled server is cut after that long). With ``deadline`` (seconds) the whole
     fetch is bounded too, by ``deadline`` plus one second per ``min_rate`` bytes of the body
     (``maxgate.net.deadlines``): a large file may take as long as it needs at that rate.
-    Raises ``OutboundBlocked`` for a refused target and ``OutboundError`` (``"server answered
-    404"``, ``"connection refused"``, ``"timed out after 30 s"`` …) for any other failure;
+    Raises ``OutboundBlocked`` for a refused target, ``OutboundStatus`` for an answer other
+    than 2xx (``"server answered 404"``), and ``OutboundError`` (``"connection refused"``,
+    ``"timed out after 30 s"`` …) for any other failure;
     messages never contain credentials. User and password in the URL are sent as basic auth,
     to that origin only. A gzip or deflate body (sent although we ask for ``identity``) is
     decoded, and the limit applies to the decoded bytes.
@@ -266,7 +267,7 @@ async def fetch(
         )
         status = response.status_code
         if not 200 <= status < 300:
-            raise OutboundError(f"server answered {status}")
+            raise OutboundStatus(status)
         headers = _headers(response)
         head = _head(final, headers)
         if head.content_length is not None and head.content_length > limit:

@@ -89,6 +89,8 @@ messages = sa.Table(
     sa.UniqueConstraint("instance_id", "chat_id", "id_message", name="uq_messages_chat_id_message"),
     sa.Index("ix_messages_instance_time", "instance_id", "timestamp"),
     sa.Index("ix_messages_chat_time", "instance_id", "chat_id", "timestamp"),
+    # The messenger's own id of a message (MAX's mid): edits and removals name it.
+    sa.Index("ix_messages_upstream_id", "instance_id", "upstream_id"),
 )
 
 blobs = sa.Table(
@@ -183,4 +185,21 @@ notifications = sa.Table(
     sa.Index("ix_notifications_created_at", "created_at"),
     # A deleted receipt's id is never handed out again (SQLite would reuse the top id).
     sqlite_autoincrement=True,
+)
+
+maxbot_bots = sa.Table(
+    "maxbot_bots",
+    metadata,
+    # One row per instance of kind maxbot: its bot token (never in a log, a repr or
+    # getSettings), who the bot is, and where its long poll has got to.
+    sa.Column("instance_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("token", sa.Text, nullable=False),
+    sa.Column("bot_user_id", sa.BigInteger, nullable=True),
+    sa.Column("bot_name", sa.String(200), nullable=False, server_default=""),
+    # The marker of GET /updates: every update before it has been journaled.
+    sa.Column("marker", sa.BigInteger, nullable=True),
+    # The webhook subscription this server made (None: long polling).
+    sa.Column("webhook_url", sa.Text, nullable=True),
+    sa.Column("webhook_secret", sa.String(256), nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )

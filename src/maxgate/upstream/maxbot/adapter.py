@@ -1,0 +1,448 @@
+"""The MAX Bot API connector (kind ``maxbot``): each instance is one bot, known by its token.
+
+Receiving is a long poll per bot (``GET /updates``) whose marker is kept in the database after
+the updates before it are journaled — a restart, even ``kill -9``, neither loses an update nor
+journals one twice (the journal ignores an idMessage it has). ``run`` (a worker of the serving
+process) starts a bot's poll when its instance appears (made by this process, the CLI or
+another replica) and stops it when the instance is deleted. A 401 turns the state
+``notAuthorized`` (with its notification) and the bot waits: ``reboot`` or a recheck every
+``REVOKED_RECHECK`` seconds tries again.
+
+Files: each received file's reference is its message's ``mid``, the attachment's place and the
+URL it came with. MAX's URLs are signed and expire; an expired one, or one MAX refuses (403,
+404, 410), is resolved again through ``GET /messages/{mid}`` (videos through ``GET
+/videos/{token}``) and tried once more; when MAX no longer has the message or the file,
+``UpstreamFileGone``. Sending uploads the file streamed (``POST /uploads`` → the upload URL)
+and posts the message, ``attachment.not.ready`` retried. Every call of one token shares one
+``RateWindow`` (≤ ``rps`` a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from maxgate.domain.messenger import ChatInfo, Contact, InboundMessage, InboundSink
+from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.errors import (
+    OutboundError,
+    OutboundStatus,
+    StoreError,
+    UpstreamError,
+    UpstreamFileGone,
+)
+from maxgate.net.client import OutboundClient
+from maxgate.net.http import fetch
+from maxgate.store import maxbot as store
+from maxgate.store import messages as message_rows
+from maxgate.store.database import Database
+from maxgate.store.maxbot import Bot
+from maxgate.upstream.maxbot.api import (
+    DEFAULT_BASE_URL,
+    BotApi,
+    BotApiError,
+    RateWindow,
+    TokenRevoked,
+)
+from maxgate.upstream.maxbot.updates import FileRef, messages_of, recipient
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES = frozenset({"sendMessage", "sendFileByUpload", "sendFileByUrl", "reboot"})
+"""What a bot can do among the messenger methods: no QR or phone login, no phone lookup
+(``checkAccount``), no contacts, read marks or new groups (docs/max-bot.md)."""
+
+SCAN_INTERVAL = 2.0  # seconds between looks for maxbot instances made or deleted elsewhere
+REVOKED_RECHECK = 60.0  # seconds between checks of a revoked token
+FAILURE_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0)  # after a failed poll, growing
+GONE_STATUSES = frozenset({400, 401, 403, 404, 410})  # a file URL MAX no longer honours
+VIDEO_QUALITIES = ("mp4_1080", "mp4_720", "mp4_480", "mp4_360", "mp4_240", "mp4_144")
+IMAGE_TYPES = frozenset({"jpeg", "png", "gif", "tiff", "bmp", "heic", "heif"})
+VIDEO_TYPES = frozenset({"mp4", "quicktime", "x-matroska", "webm"})
+
+
+def upload_kind(mime_type: str) -> str:
+    """The ``POST /uploads`` type for a file: MAX's image and video formats as such, any
+    audio as audio, the rest as a file (docs/max-bot.md)."""
+    major, _, minor = mime_type.lower().partition("/")
+    if major == "image" and minor in IMAGE_TYPES:
+        return "image"
+    if major == "video" and minor in VIDEO_TYPES:
+        return "video"
+    if major == "audio":
+        return "audio"
+    return "file"
+
+
+def _expired(url: str) -> bool:
+    """Whether a MAX file URL's ``expires=`` (milliseconds) has passed."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    try:
+        return int(query["expires"][0]) <= time.time() * 1000
+    except (KeyError, ValueError, IndexError):
+        return False
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class _Bot:
+    """One instance's bot while this process runs it: its API, state and poll task."""
+
+    def __init__(self, owner: MaxBot, bot: Bot) -> None:
+        self.owner = owner
+        self.instance_id = bot.instance_id
+        self.token_key = _token_key(bot.token)
+        self.api = owner.api_for(bot.token)
+        self.state = bot.state
+        self.bot_user_id = bot.bot_user_id
+        self.marker = bot.marker
+        self.group_names: dict[str, str] = {}
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<maxbot instance {self.instance_id} {self.state}>"
+
+    async def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            await self.owner.sink.on_state(self.instance_id, state)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` or until woken (``reboot``)."""
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.wake.wait()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.identify()
+                await self.poll()
+            except TokenRevoked:
+                log.warning("instance %d: MAX refused the bot token (revoked?)", self.instance_id)
+                await self.set_state("notAuthorized")
+                await self.pause(REVOKED_RECHECK)
+            except (UpstreamError, StoreError) as exc:
+                pause = FAILURE_PAUSES[min(failures, len(FAILURE_PAUSES) - 1)]
+                failures += 1
+                log.warning("instance %d: %s; again in %g s", self.instance_id, exc, pause)
+                await self.pause(pause)
+            else:
+                failures = 0
+
+    async def identify(self) -> None:
+        me = await self.api.me()
+        user_id = me.get("user_id")
+        if isinstance(user_id, int) and user_id != self.bot_user_id:
+            name = str(me.get("name") or me.get("first_name") or "")
+            await store.set_identity(self.owner.db, self.instance_id, user_id, name)
+            self.bot_user_id = user_id
+        await self.set_state("authorized")
+
+    async def poll(self) -> None:
+        owner = self.owner
+        while True:
+            page = await self.api.updates(self.marker, wait=owner.poll_timeout)
+            for update in page.get("updates") or []:
+                if isinstance(update, dict):
+                    await self.handle(update)
+            marker = page.get("marker")
+            if isinstance(marker, int) and marker != self.marker:
+                # Only now: every update before the marker is in the journal.
+                await store.set_marker(owner.db, self.instance_id, marker)
+                self.marker = marker
+
+    async def handle(self, update: dict[str, Any]) -> None:
+        """Report one update to the sink (messages journaled, chats registered)."""
+        sink = self.owner.sink
+        kind = update.get("update_type")
+        if kind == "message_created":
+            message = update.get("message") or {}
+            group = str((message.get("recipient") or {}).get("chat_id", ""))
+            found = messages_of(
+                self.instance_id,
+                self.bot_user_id,
+                message,
+                chat_name=self.group_names.get(group, ""),
+            )
+            for inbound in found:
+                await sink.on_message(inbound)
+        elif kind == "bot_started":
+            user = update.get("user") or {}
+            if isinstance(user.get("user_id"), int):
+                name = str(user.get("name") or user.get("first_name") or "")
+                await sink.on_chat(self.instance_id, str(user["user_id"]), name=name, phone=0)
+        elif kind in ("bot_added", "chat_title_changed"):
+            chat_id = update.get("chat_id")
+            if not isinstance(chat_id, int):
+                return
+            title = update.get("title")
+            if not isinstance(title, str):
+                try:
+                    title = str((await self.api.chat(chat_id)).get("title") or "")
+                except BotApiError:
+                    title = ""
+            self.group_names[str(chat_id)] = title
+            await sink.on_chat(self.instance_id, str(chat_id), name=title, phone=0)
+        else:
+            log.debug("instance %d: update %s not journaled", self.instance_id, kind)
+
+
+class MaxBot:
+    """The adapter of every ``maxbot`` instance of a server.
+
+    ``client`` gives the outbound client for MAX (made on first use; the runtime owns it).
+    """
+
+    kind = store.KIND
+
+    def __init__(
+        self,
+        db: Database,
+        client: Callable[[], OutboundClient],
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        rps: int = 30,
+        poll_timeout: int = 30,
+        timeout: float = 30.0,
+        scan_interval: float = SCAN_INTERVAL,
+        file_size_limit: int = 4 * 1024**3,
+    ) -> None:
+        self.db = db
+        self._client = client
+        self.base_url = base_url
+        self.rps = rps
+        self.poll_timeout = poll_timeout
+        self.timeout = timeout
+        self.scan_interval = scan_interval
+        self.file_size_limit = file_size_limit
+        self._sink: InboundSink | None = None
+        self._bots: dict[int, _Bot] = {}
+        self._windows: dict[str, RateWindow] = {}
+        self._rescan = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"MaxBot(base_url={self.base_url!r}, bots={len(self._bots)})"
+
+    @property
+    def sink(self) -> InboundSink:
+        if self._sink is None:
+            raise UpstreamError("the MAX bot connector was not started")
+        return self._sink
+
+    def capabilities(self) -> frozenset[str]:
+        """What a bot can honour (``CAPABILITIES``)."""
+        return CAPABILITIES
+
+    def api_for(self, token: str) -> BotApi:
+        """The calls of a token; every user of one token shares its rate window."""
+        window = self._windows.setdefault(_token_key(token), RateWindow(self.rps))
+        return BotApi(
+            self._client(), token, base_url=self.base_url, window=window, timeout=self.timeout
+        )
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """``GET /me`` with a token: who the bot is (``TokenRevoked`` for a wrong token)."""
+        return await self.api_for(token).me()
+
+    async def enroll(self, instance_id: int, token: str) -> None:
+        """Keep a new instance's bot token; a started adapter begins polling at once."""
+        await store.add(self.db, instance_id, token)
+        self._rescan.set()
+
+    async def start(self, sink: InboundSink) -> None:
+        """Take the sink events go to. Polling is ``run``'s, a background worker of a
+        serving process (a CLI command that opens the runtime polls nothing)."""
+        self._sink = sink
+
+    async def run(self) -> None:
+        """Poll every live maxbot instance, watching for new and deleted ones, until
+        cancelled (then every poll stops)."""
+        try:
+            while True:
+                try:
+                    await self.sync()
+                except StoreError:
+                    log.exception("could not list the maxbot instances; retrying")
+                self._rescan.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.scan_interval):
+                        await self._rescan.wait()
+        finally:
+            bots, self._bots = list(self._bots.values()), {}
+            for runner in bots:
+                await self._stop_bot(runner)
+
+    async def sync(self) -> None:
+        """Run a poll for each live maxbot instance, and none for any other."""
+        live = {bot.instance_id: bot for bot in await store.live(self.db)}
+        for instance_id in [i for i in self._bots if i not in live]:
+            await self._stop_bot(self._bots.pop(instance_id))
+        for instance_id, bot in live.items():
+            running = self._bots.get(instance_id)
+            if running is not None and running.token_key == _token_key(bot.token):
+                continue
+            if running is not None:
+                await self._stop_bot(running)
+            runner = _Bot(self, bot)
+            runner.task = asyncio.create_task(runner.run(), name=f"maxgate-maxbot-{instance_id}")
+            self._bots[instance_id] = runner
+
+    async def _stop_bot(self, runner: _Bot) -> None:
+        if runner.task is not None:
+            runner.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner.task
+
+    async def stop(self) -> None:
+        """Stop every poll (``run`` stops them too when cancelled)."""
+        bots, self._bots = list(self._bots.values()), {}
+        for runner in bots:
+            await self._stop_bot(runner)
+
+    async def _api(self, instance_id: int) -> BotApi:
+        running = self._bots.get(instance_id)
+        if running is not None:
+            return running.api
+        bot = await store.get(self.db, instance_id)
+        if bot is None:
+            raise UpstreamError(f"instance {instance_id} has no bot token")
+        return self.api_for(bot.token)
+
+    async def send(
+        self, instance: Instance, message: Message, body: AsyncIterator[bytes] | None
+    ) -> str:
+        """Send a text or file message; returns MAX's ``mid``."""
+        api = await self._api(instance.id)
+        try:
+            to = recipient(message.chat_id)
+        except ValueError:
+            raise UpstreamError(f"chatId {message.chat_id} is not a MAX chat") from None
+        new: dict[str, Any] = {"text": (message.caption if message.file else message.text) or None}
+        if message.file is not None and body is not None:
+            file = message.file
+            if file.size is None:
+                raise UpstreamError("the file's size is not known")
+            attachment = await api.upload(
+                upload_kind(file.mime_type), file.file_name, file.mime_type, file.size, body
+            )
+            new["attachments"] = [attachment]
+        if message.quoted_id:
+            quoted = await message_rows.by_key(
+                self.db, instance.id, message.chat_id, message.quoted_id
+            )
+            if quoted is not None and quoted.upstream_id:
+                new["link"] = {"type": "reply", "mid": quoted.upstream_id}
+        sent = await api.send(to, new)
+        mid = ((sent.get("message") or {}).get("body") or {}).get("mid")
+        if not isinstance(mid, str):
+            raise UpstreamError("MAX did not say the message's id")
+        return mid
+
+    async def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
+        """Stream a received file from MAX, resolving its URL again when it has expired or MAX
+        refuses it; ``UpstreamFileGone`` when MAX no longer has it."""
+        if not file.upstream_ref:
+            raise UpstreamError("the file has no MAX reference")
+        try:
+            ref = FileRef.parse(file.upstream_ref)
+        except ValueError as exc:
+            raise UpstreamError(str(exc)) from None
+        api = await self._api(instance_id)
+        client = self._client()
+        resolved = _expired(ref.url)
+        url = await self._resolve(api, ref) if resolved else ref.url
+        while True:
+            try:
+                async with fetch(client, url, limit=self.file_size_limit, guard=client.guard) as (
+                    _head,
+                    chunks,
+                ):
+                    async for chunk in chunks:
+                        yield chunk
+                return
+            except OutboundStatus as exc:
+                if exc.status not in GONE_STATUSES:
+                    raise UpstreamError(f"MAX's file server answered {exc.status}") from exc
+                if resolved:
+                    raise UpstreamFileGone(f"MAX no longer has the file ({exc.status})") from exc
+            except OutboundError as exc:
+                raise UpstreamError(f"fetching the file from MAX failed: {exc}") from exc
+            url, resolved = await self._resolve(api, ref), True
+
+    async def _resolve(self, api: BotApi, ref: FileRef) -> str:
+        """A fresh URL of a file, from its message (or, for a video, its token)."""
+        if ref.kind == "video" and ref.token:
+            with contextlib.suppress(BotApiError):
+                urls = (await api.video(ref.token)).get("urls") or {}
+                for quality in VIDEO_QUALITIES:
+                    if isinstance(urls.get(quality), str):
+                        return str(urls[quality])
+        try:
+            message = await api.message(ref.mid)
+        except BotApiError as exc:
+            if exc.status == 404:
+                raise UpstreamFileGone("MAX no longer has the message") from exc
+            raise
+        attachments = (message.get("body") or {}).get("attachments") or []
+        if ref.index < len(attachments):
+            attachment = attachments[ref.index]
+            url = (attachment.get("payload") or {}).get("url")
+            if attachment.get("type") == ref.kind and isinstance(url, str) and url:
+                return url
+        raise UpstreamFileGone("MAX's message no longer has the file")
+
+    async def state(self, instance: Instance) -> str:
+        """The bot's state as this process last saw it (else as stored)."""
+        running = self._bots.get(instance.id)
+        return running.state if running is not None else instance.state
+
+    async def reboot(self, instance: Instance) -> None:
+        """Check the token and poll again now (state ``starting``, then back)."""
+        running = self._bots.get(instance.id)
+        if running is None:
+            self._rescan.set()
+            return
+        await running.set_state("starting")
+        if running.task is not None:
+            running.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running.task
+        running.task = asyncio.create_task(running.run(), name=f"maxgate-maxbot-{instance.id}")
+
+    # What a bot cannot do: refused before a handler runs (capabilities); these answer a
+    # caller that asks anyway.
+    async def check_account(self, phone: int) -> str | None:
+        raise UpstreamError("a MAX bot cannot look up a phone number")
+
+    async def resolve_phone(self, instance: Instance, phone: int) -> str | None:
+        raise UpstreamError("a MAX bot cannot look up a phone number")
+
+    async def logout(self, instance: Instance) -> None:
+        raise UpstreamError("a MAX bot cannot log out (delete the instance, or revoke the token)")
+
+    async def qr(self, instance: Instance) -> bytes | None:
+        raise UpstreamError("a MAX bot cannot log in by QR code")
+
+    async def send_password(self, instance: Instance, password: str) -> bool:
+        raise UpstreamError("a MAX bot has no login password")
+
+    async def contacts(self, instance: Instance) -> list[Contact]:
+        raise UpstreamError("a MAX bot has no contacts")
+
+    async def chats(self, instance: Instance) -> list[ChatInfo]:
+        raise UpstreamError("a MAX bot cannot list its chats (MAX removed GET /chats)")
+
+    async def history(self, instance: Instance, chat_id: str, since: int) -> list[InboundMessage]:
+        raise UpstreamError("a MAX bot's history is not read back yet")
