@@ -23,6 +23,7 @@ from maxgate.api.errors import (
 from maxgate.api.files import serve_link
 from maxgate.api.health import health, ready
 from maxgate.api.home import home_page
+from maxgate.api.maxbot import maxbot_webhook
 from maxgate.api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from maxgate.api.openapi import docs_asset, docs_page, openapi_endpoint
 from maxgate.api.ratelimit import RateLimiter
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> Starlette:
         Route("/docs", docs_page, methods=["GET"]),
         Route("/docs/assets/{name}", docs_asset, methods=["GET"]),
         Route("/partner/{method}/{token}", partner_endpoint, methods=ALL_VERBS),
+        Route("/maxbot/webhook/{instance}", maxbot_webhook, methods=["POST"]),
     ]
     middleware = []
     if settings.metrics:

@@ -31,6 +31,7 @@ from maxgate.settings import MAX_FILE_SIZE_CAP, Settings
 from maxgate.store.database import Database
 from maxgate.upstream.counting import CountingUpstream
 from maxgate.upstream.maxbot import MaxBot
+from maxgate.upstream.maxbot.adapter import WEBHOOK_PATH
 from maxgate.upstream.maxbot.api import trusted_context
 from maxgate.upstream.router import Upstreams
 from maxgate.upstream.sandbox import Sandbox
@@ -47,6 +48,14 @@ def _sandbox(runtime: Runtime) -> Upstream:
 
 def _maxbot(runtime: Runtime) -> Upstream:
     return runtime.maxbot
+
+
+def _webhook_base(settings: Settings) -> str:
+    """Where MAX delivers maxbot updates (``maxbot_updates``): "" for polling."""
+    mode = settings.maxbot_updates
+    if mode == "auto":
+        mode = "webhook" if settings.base_url.startswith("https://") else "polling"
+    return settings.base_url + WEBHOOK_PATH if mode == "webhook" else ""
 
 
 UPSTREAM_KINDS: dict[str, Callable[[Runtime], Upstream]] = {"sandbox": _sandbox, "maxbot": _maxbot}
@@ -75,6 +84,7 @@ class Runtime:
             rps=settings.maxbot_rps,
             poll_timeout=settings.maxbot_poll_timeout,
             file_size_limit=MAX_FILE_SIZE_CAP,
+            webhook_base=_webhook_base(settings),
         )
         # One adapter per kind; each instance's calls go to its own kind's (upstream/router.py).
         self.upstreams = Upstreams(

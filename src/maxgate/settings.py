@@ -319,6 +319,14 @@ SETTINGS: tuple[Setting, ...] = (
         "asks for about 30; more gets a bot limited).",
     ),
     Setting(
+        "maxbot_updates",
+        "choice",
+        "auto",
+        "How maxbot instances receive: webhook (MAX POSTs to public_url/maxbot/webhook/ID), "
+        "polling (GET /updates), or auto: webhook when public_url is https://.",
+        choices=("auto", "webhook", "polling"),
+    ),
+    Setting(
         "maxbot_poll_timeout",
         "int",
         30,
@@ -451,6 +459,7 @@ class Settings:
     maxbot_base_url: str = "https://platform-api2.max.ru"
     maxbot_ca_bundle: str = ""
     maxbot_rps: int = 30
+    maxbot_updates: str = "auto"
     maxbot_poll_timeout: int = 30
     max_json_body: int = 1024**2
     notification_retention: float = 86400.0

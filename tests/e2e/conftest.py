@@ -85,10 +85,11 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)  # a worker left behind
 
 
-def start_server(data_dir: Path, **settings: str) -> Server:
-    """Start ``maxgate serve`` and wait until /health answers (rate limits off unless given)."""
+def start_server(data_dir: Path, *, port: int | None = None, **settings: str) -> Server:
+    """Start ``maxgate serve`` (on ``port``, else a free one) and wait until /health answers
+    (rate limits off unless given)."""
     settings = {"rate_limits": "false", **settings}
-    port = free_port()
+    port = port or free_port()
     env = clean_env(**{f"MAXGATE_{k.upper()}": v for k, v in settings.items()})
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"server-{port}.log"

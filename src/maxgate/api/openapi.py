@@ -209,6 +209,34 @@ SERVICE_ROUTES: dict[str, dict[str, dict[str, Any]]] = {
         }
         for verb in ("get", "head")
     },
+    "/maxbot/webhook/{instance}": {
+        "post": {
+            "operationId": "maxbotWebhook",
+            "tags": ["Service"],
+            "summary": "MAX delivers a bot's update (webhook mode)",
+            "description": "For MAX, not for clients: maxgate subscribes this URL for each "
+            "maxbot instance when `maxbot_updates` is webhook (or auto with an HTTPS "
+            "`public_url`). The update is journaled before the 200.",
+            "parameters": [
+                _param("path", "instance", "The instance's id.", {"type": "integer"}),
+                _param(
+                    "header",
+                    "X-Max-Bot-Api-Secret",
+                    "The secret maxgate gave MAX when subscribing.",
+                    {"type": "string"},
+                    required=True,
+                ),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {
+                "200": _json(obj({"ok": {"const": True}})),
+                **_errors(400, 403, 413),
+            },
+        }
+    },
     "/health": {
         "get": {
             "operationId": "health",

@@ -22,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
+import json
 import logging
+import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -60,6 +63,8 @@ CAPABILITIES = frozenset({"sendMessage", "sendFileByUpload", "sendFileByUrl", "r
 
 SCAN_INTERVAL = 2.0  # seconds between looks for maxbot instances made or deleted elsewhere
 REVOKED_RECHECK = 60.0  # seconds between checks of a revoked token
+RESUBSCRIBE_CHECK = 600.0  # seconds between checks that MAX still has the webhook subscription
+WEBHOOK_PATH = "/maxbot/webhook/"  # + idInstance: where MAX delivers a bot's updates
 FAILURE_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0)  # after a failed poll, growing
 GONE_STATUSES = frozenset({400, 401, 403, 404, 410})  # a file URL MAX no longer honours
 VIDEO_QUALITIES = ("mp4_1080", "mp4_720", "mp4_480", "mp4_360", "mp4_240", "mp4_144")
@@ -104,6 +109,8 @@ class _Bot:
         self.state = bot.state
         self.bot_user_id = bot.bot_user_id
         self.marker = bot.marker
+        self.webhook_url = bot.webhook_url
+        self.webhook_secret = bot.webhook_secret
         self.group_names: dict[str, str] = {}
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -128,7 +135,11 @@ class _Bot:
         while True:
             try:
                 await self.identify()
-                await self.poll()
+                if self.owner.webhook_base:
+                    await self.listen(f"{self.owner.webhook_base}{self.instance_id}")
+                else:
+                    await self.unsubscribe()
+                    await self.poll()
             except TokenRevoked:
                 log.warning("instance %d: MAX refused the bot token (revoked?)", self.instance_id)
                 await self.set_state("notAuthorized")
@@ -149,6 +160,31 @@ class _Bot:
             await store.set_identity(self.owner.db, self.instance_id, user_id, name)
             self.bot_user_id = user_id
         await self.set_state("authorized")
+
+    async def listen(self, url: str) -> None:
+        """Webhook mode: keep MAX's subscription to ``url`` (made again when MAX dropped it,
+        as it does after hours of failed deliveries); updates arrive through ``deliver``."""
+        if self.webhook_secret is None:  # one secret per bot, kept: every process shares it
+            self.webhook_secret = secrets.token_urlsafe(32)  # the alphabet MAX allows
+        while True:
+            found = await self.api.call("GET", "/subscriptions")
+            urls = [s.get("url") for s in found.get("subscriptions") or [] if isinstance(s, dict)]
+            if url not in urls or self.webhook_url != url:
+                body = {"url": url, "secret": self.webhook_secret}
+                await self.api.call("POST", "/subscriptions", body=body)
+                await store.set_webhook(self.owner.db, self.instance_id, url, self.webhook_secret)
+                self.webhook_url = url
+                log.info("instance %d: MAX delivers its updates to %s", self.instance_id, url)
+            await self.pause(RESUBSCRIBE_CHECK)
+
+    async def unsubscribe(self) -> None:
+        """Polling mode: remove a subscription an earlier webhook mode made (polling gets
+        nothing while one exists)."""
+        if self.webhook_url is None:
+            return
+        await self.api.call("DELETE", "/subscriptions", query={"url": self.webhook_url})
+        await store.set_webhook(self.owner.db, self.instance_id, None, None)
+        self.webhook_url = self.webhook_secret = None
 
     async def poll(self) -> None:
         owner = self.owner
@@ -218,6 +254,7 @@ class MaxBot:
         timeout: float = 30.0,
         scan_interval: float = SCAN_INTERVAL,
         file_size_limit: int = 4 * 1024**3,
+        webhook_base: str = "",
     ) -> None:
         self.db = db
         self._client = client
@@ -227,6 +264,8 @@ class MaxBot:
         self.timeout = timeout
         self.scan_interval = scan_interval
         self.file_size_limit = file_size_limit
+        # Webhook mode when set: MAX POSTs each bot's updates to webhook_base + idInstance.
+        self.webhook_base = webhook_base
         self._sink: InboundSink | None = None
         self._bots: dict[int, _Bot] = {}
         self._windows: dict[str, RateWindow] = {}
@@ -310,6 +349,31 @@ class MaxBot:
         bots, self._bots = list(self._bots.values()), {}
         for runner in bots:
             await self._stop_bot(runner)
+
+    async def deliver(self, instance_id: int, secret: str, body: bytes) -> int:
+        """An update MAX POSTed to the webhook: journaled before the answer, which is its
+        status — 200 once journaled; 403 for a wrong ``X-Max-Bot-Api-Secret`` or no bot in
+        webhook mode with that id (the same answer: a guess learns nothing), 400 for a body
+        that is no update (MAX then retries)."""
+        runner = self._bots.get(instance_id)
+        if runner is None:  # run by another process of this server
+            bot = await store.get(self.db, instance_id)
+            runner = _Bot(self, bot) if bot is not None else None
+        expected = runner.webhook_secret if runner is not None else None
+        if (
+            runner is None
+            or not expected
+            or not hmac.compare_digest(secret.encode(), expected.encode())
+        ):
+            return 403
+        try:
+            update = json.loads(body)
+        except ValueError:
+            return 400
+        if not isinstance(update, dict):
+            return 400
+        await runner.handle(update)
+        return 200
 
     async def _api(self, instance_id: int) -> BotApi:
         running = self._bots.get(instance_id)
