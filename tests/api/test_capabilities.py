@@ -13,6 +13,7 @@ from maxgate.api.routing import METHODS
 from maxgate.domain.messenger import GATEWAY_METHODS, MESSENGER_METHODS, InboundSink
 from maxgate.domain.records import Instance
 from maxgate.runtime import Runtime
+from maxgate.upstream.maxbot import CAPABILITIES as MAXBOT_CAPABILITIES
 from maxgate.upstream.sandbox import CAPABILITIES
 from tests.api._support import assert_error
 from tests.conftest import Account
@@ -130,6 +131,8 @@ def test_the_methods_doc_names_what_the_sandbox_can_do(app: object) -> None:
         spec.name for spec in METHODS.values() if spec.handler.__module__.startswith("maxgate.")
     }
     assert set(found[1].strip().split(", ")) == served & CAPABILITIES
+    bot = re.search(r"<!-- methods:messenger -->.*?\n\| maxbot \| ([^|]+) \|", text, re.S)
+    assert bot is not None and set(bot[1].strip().split(", ")) == MAXBOT_CAPABILITIES
     assert not_available("<method>", "<kind>") in text
 
 

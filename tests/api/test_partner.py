@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from maxgate.net.urlguard import UrlGuard, parse_allow_list
 from maxgate.runtime import Runtime
 from tests.api._support import CONTACT, assert_error, invalid, ok, send_text
 from tests.conftest import Account
@@ -174,3 +175,49 @@ async def test_wrong_partner_token(
     assert ok(await client.get(account.url("getStateInstance")))  # not deleted
     listed = ok(await client.get(partner_url("getInstances", partner)))
     assert [i["idInstance"] for i in listed] == [account.id]  # nothing created
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"upstream": "maxbot"}, "a maxbot instance needs the bot's token (--bot-token-file)"),
+        (
+            {"upstream": "sandbox", "botToken": "t"},
+            "an instance of kind sandbox takes no bot token",
+        ),
+        ({"upstream": "pigeon"}, "unknown upstream kind 'pigeon': this server has maxbot, sandbox"),
+    ],
+)
+async def test_create_instance_of_a_kind_refuses(
+    client: httpx.AsyncClient, runtime: Runtime, partner: str, body: dict[str, Any], message: str
+) -> None:
+    before = len(await runtime.instances.list())
+    response = await client.post(partner_url("createInstance", partner), json=body)
+    assert_error(response, 400, message)
+    assert len(await runtime.instances.list()) == before  # nothing made
+
+
+async def test_create_a_maxbot_instance_with_its_token_checked(
+    client: httpx.AsyncClient, runtime: Runtime, partner: str, tmp_path: Any
+) -> None:
+    from tests.fakemax.conftest import serve_fake
+
+    with serve_fake(tmp_path, "--tokens", "good-token") as (base, _log):
+        runtime.maxbot.base_url = base  # the fake, on a loopback address
+        runtime.guard = runtime.max_http.guard = UrlGuard(parse_allow_list("127.0.0.0/8"))
+        refused = await client.post(
+            partner_url("createInstance", partner), json={"upstream": "maxbot", "botToken": "bad"}
+        )
+        assert_error(refused, 400, "MAX Bot API answered 401 verify.token: Invalid access_token")
+        made = await client.post(
+            partner_url("createInstance", partner),
+            json={"upstream": "maxbot", "botToken": "good-token", "name": "bot"},
+        )
+        assert made.status_code == 200, made.text
+    instance = await runtime.instances.get(made.json()["idInstance"])
+    assert instance is not None and instance.upstream == "maxbot"
+    assert "good-token" not in repr(instance) and "good-token" not in made.text
+    settings = await client.get(
+        f"/waInstance{instance.id}/getSettings/{made.json()['apiTokenInstance']}"
+    )
+    assert "good-token" not in settings.text

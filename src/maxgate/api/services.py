@@ -15,7 +15,7 @@ the app starts; the app keeps them in ``app.state.services``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from maxgate.blobs import BlobStore
@@ -26,6 +26,7 @@ from maxgate.domain.links import LinkSigner
 from maxgate.domain.messenger import Upstream
 from maxgate.domain.notifications import Notifications
 from maxgate.domain.outbox import Outbox
+from maxgate.domain.records import Instance
 from maxgate.net.client import OutboundClient
 from maxgate.net.urlguard import UrlGuard
 from maxgate.runtime import Runtime
@@ -51,6 +52,8 @@ class Services:
     guard: UrlGuard
     sandbox: Sandbox
     http: Callable[[], OutboundClient]  # the guarded outbound client, made on first use
+    # Makes an instance of any kind (a maxbot one with its token checked at MAX first).
+    create_instance: Callable[..., Awaitable[tuple[Instance, str]]]
     # What each set of names hands a handler (routing.handing), filled on first use.
     handed: dict[tuple[str, ...], dict[str, Any]] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
@@ -73,6 +76,7 @@ class Services:
             guard=runtime.guard,
             sandbox=runtime.sandbox,
             http=lambda: runtime.http,
+            create_instance=runtime.create_instance,
         )
 
 

@@ -3,6 +3,7 @@ maxgate's sandboxSendMessage."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from maxgate.api import schemas
@@ -12,25 +13,44 @@ from maxgate.api.routing import Call, partner_method
 from maxgate.api.schemas import JsonBody
 from maxgate.api.validation import CHAT_ID, Field, decode_json, validate
 from maxgate.domain.instances import Instances
+from maxgate.domain.records import Instance
+from maxgate.errors import ConfigError, UpstreamError
 from maxgate.net.urlguard import UrlGuard
 from maxgate.upstream.sandbox import Sandbox
 
 DELETE = (Field("idInstance", int, minimum=1),)
 NAME = (Field("name", required=False, allow_empty=True, max_length=200),)
+# maxgate's own (GREEN-API documents no kind): the messenger behind the instance, and for a
+# maxbot instance the bot's token (docs/max-bot.md).
+KIND = (
+    Field("upstream", required=False, max_length=20),
+    Field("botToken", required=False, max_length=512),
+)
 
 
 @partner_method(
     "createInstance",
     "POST",
-    body=JsonBody((*NAME, *SETTABLE), min_keys=0),
+    body=JsonBody((*NAME, *KIND, *SETTABLE), min_keys=0),
     answer=schemas.CREATED_INSTANCE,
 )
-async def create_instance(call: Call, *, instances: Instances, guard: UrlGuard) -> dict[str, Any]:
-    """Create an instance, optionally named and with initial settings."""
+async def create_instance(
+    call: Call, *, create_instance: Callable[..., Awaitable[tuple[Instance, str]]], guard: UrlGuard
+) -> dict[str, Any]:
+    """Create an instance, optionally named, of a kind (a maxbot one with its ``botToken``,
+    checked at MAX first) and with initial settings."""
     body = decode_json(await call.body_bytes())
-    named = validate(body, NAME, min_keys=0)
+    named = validate(body, (*NAME, *KIND), min_keys=0)
     settings = validated_settings(guard, body) if set(body) & SETTABLE_NAMES else {}
-    instance, token = await instances.create(name=named.get("name", ""), settings=settings)
+    try:
+        instance, token = await create_instance(
+            name=named.get("name", ""),
+            upstream=named.get("upstream"),
+            bot_token=named.get("botToken"),
+            settings=settings,
+        )
+    except (ConfigError, UpstreamError) as exc:
+        raise bad_request(str(exc)) from None
     return {"idInstance": instance.id, "apiTokenInstance": token, "typeInstance": "v3"}
 
 
