@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [--quick] [--no-profile] [p1 p2 p3 p4 p5 p6]``.
+"""Run the benchmarks: ``python -m bench [--quick] [--no-profile] [p1 p2 p3 p4 p5 p6 p7]``.
 
 Without ids every benchmark runs, in order. Full runs save their results in bench/results/ and
 rewrite the generated part of bench/RESULTS.md; ``--quick`` runs (small sizes, one round) keep
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "p4": "bench.p4_latency",
     "p5": "bench.p5_webhooks",
     "p6": "bench.p6_mirror",
+    "p7": "bench.p7_maxbot",
 }
 
 
