@@ -50,12 +50,13 @@ def _bot(row: sa.Row[tuple[object, ...]]) -> Bot:
     )
 
 
-async def add(db: Database, instance_id: int, token: str) -> None:
-    """Keep the bot token of a new ``maxbot`` instance (``StoreConflict`` when it has one)."""
+async def add(db: Database, instance_id: int, token: str, *, marker: int | None = None) -> None:
+    """Keep the bot token of a new ``maxbot`` instance (``StoreConflict`` when it has one),
+    with the marker its long poll starts from (None: MAX's latest update)."""
     async with db.write() as conn:
         await conn.execute(
             t.maxbot_bots.insert().values(
-                instance_id=instance_id, token=token, updated_at=time.time()
+                instance_id=instance_id, token=token, marker=marker, updated_at=time.time()
             )
         )
 

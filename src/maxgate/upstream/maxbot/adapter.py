@@ -296,8 +296,18 @@ class MaxBot:
         return await self.api_for(token).me()
 
     async def enroll(self, instance_id: int, token: str) -> None:
-        """Keep a new instance's bot token; a started adapter begins polling at once."""
-        await store.add(self.db, instance_id, token)
+        """Keep a new instance's bot token; a started adapter begins polling at once.
+
+        The poll starts from MAX's marker as of now: without a marker MAX hands out only the
+        latest update, so whatever arrived between this and the first poll (a serving process
+        finds an instance the CLI made only at its next scan) would be lost but the last."""
+        marker = None
+        try:
+            found = (await self.api_for(token).updates(None, wait=0, limit=1)).get("marker")
+            marker = found if isinstance(found, int) else None
+        except UpstreamError as exc:
+            log.warning("instance %d: no marker from MAX yet (%s)", instance_id, exc)
+        await store.add(self.db, instance_id, token, marker=marker)
         self._rescan.set()
 
     async def start(self, sink: InboundSink) -> None:
