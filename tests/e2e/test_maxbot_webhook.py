@@ -6,7 +6,6 @@ removed and polling receives again."""
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, free_port, maxgate, start_server, wait_until
+from tests.e2e.conftest import Server, free_port, start_server, wait_until
+from tests.e2e.maxbot_support import bot_instance
 from tests.fakemax.conftest import serve_fake
 
 pytestmark = pytest.mark.e2e
@@ -45,17 +45,6 @@ def _serve(data: Path, fake: str, mode: str) -> Server:
     )
 
 
-def _instance(server: Server, tmp_path: Path) -> dict[str, Any]:
-    token_file = tmp_path / "bot-token"
-    token_file.write_text(TOKEN + "\n")
-    made = maxgate(
-        "instance", "create", "--upstream", "maxbot", "--bot-token-file", str(token_file),
-        "--json", data_dir=server.data_dir, env=server.env,
-    )  # fmt: skip
-    info: dict[str, Any] = json.loads(made)
-    return info
-
-
 def _texts(server: Server, info: dict[str, Any], chat_id: str) -> list[str]:
     instance, token = info["idInstance"], info["apiTokenInstance"]
     url = f"{server.base_url}/waInstance{instance}/getChatHistory/{token}"
@@ -74,7 +63,7 @@ def test_webhook_mode_and_back_to_polling(fake: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = _serve(data, fake, "webhook")
     try:
-        info = _instance(server, tmp_path)
+        info = bot_instance(server, TOKEN)
         hook = f"{server.base_url}/maxbot/webhook/{info['idInstance']}"
         wait_until(lambda: [s["url"] for s in _subscriptions(fake)] == [hook])
         user = httpx.post(f"{fake}/_control/users", json={"first_name": "Ivan"}).json()
