@@ -15,6 +15,10 @@ URL it came with. MAX's URLs are signed and expire; an expired one, or one MAX r
 ``UpstreamFileGone``. Sending uploads the file streamed (``POST /uploads`` → the upload URL)
 and posts the message, ``attachment.not.ready`` retried. Every call of one token shares one
 ``RateWindow`` (≤ ``rps`` a second).
+
+Over 500 lines because it is one adapter: the per-bot runner (poll, webhook subscription,
+updates to the sink) and the ``Upstream`` methods share the runner's state; the calls and the
+update mapping already live beside it (``api.py``, ``updates.py``).
 """
 
 from __future__ import annotations
