@@ -27,6 +27,8 @@ YES_NO_KEYS = (
     "outgoingAPIMessageWebhook",
     "incomingWebhook",
     "stateWebhook",
+    "editedMessageWebhook",
+    "deletedMessageWebhook",
 )
 SETTINGS_KEYS = {
     "wid",
@@ -42,6 +44,8 @@ WEBHOOK_KINDS = (
     "outgoingAPIMessageWebhook",
     "incomingWebhook",
     "stateWebhook",
+    "editedMessageWebhook",
+    "deletedMessageWebhook",
 )
 
 

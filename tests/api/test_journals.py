@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from maxgate.domain.records import Location, SharedContact
 from maxgate.runtime import Runtime
 from maxgate.store import tables as t
 from tests.api._support import (
@@ -264,3 +266,32 @@ async def test_a_message_without_a_number_keeps_the_known_one(
     await send_text(client, account, other_account.chat_id, "and through the API")
     chats = ok(await client.get(account.url("getChats")))
     assert chats == [{"chatId": other_account.chat_id, "phoneNumber": other_account.instance.phone}]
+
+
+async def test_locations_contacts_edits_and_removals_in_the_journal(
+    client: httpx.AsyncClient, runtime: Runtime, account: Account
+) -> None:
+    sandbox, journal = runtime.sandbox, runtime.journal
+    where = Location(latitude=55.75, longitude=37.62)
+    card = SharedContact(display_name="Dan", vcard="BEGIN:VCARD\nFN:Dan\nEND:VCARD")
+    located = await sandbox.contact_send(account.id, CONTACT, location=where)
+    carded = await sandbox.contact_send(account.id, CONTACT, contact=card)
+    typo = await sandbox.contact_send(account.id, CONTACT, text="helo")
+    gone = await sandbox.contact_send(account.id, CONTACT, text="oops")
+    carried = await sandbox.history(account.instance, CONTACT, 0)
+    [typo_inbound] = [m for m in carried if m.id_message == typo]
+    await journal.on_edit(dataclasses.replace(typo_inbound, text="hello"))
+    await journal.on_delete(account.id, chat_id=CONTACT, id_message=gone)
+
+    items = {i["idMessage"]: i for i in await history(client, account, CONTACT)}
+    assert set(items[located]) == COMMON_KEYS | INCOMING_KEYS | {"location"}
+    assert items[located]["location"] == {
+        "latitude": 55.75, "longitude": 37.62, "forwardingScore": 0, "isForwarded": False
+    }  # fmt: skip
+    assert items[carded]["contact"]["displayName"] == "Dan"
+    assert items[carded]["contact"]["vcard"] == card.vcard
+    assert (items[typo]["textMessage"], items[typo]["isEdited"]) == ("hello", True)
+    assert (items[gone]["isDeleted"], items[gone]["isEdited"]) == (True, False)
+    assert items[located]["isEdited"] is False and items[located]["isDeleted"] is False
+    one = ok(await get_message(client, account, CONTACT, gone))
+    assert one["isDeleted"] is True and one["textMessage"] == "oops"

@@ -18,6 +18,7 @@ from maxgate.app import create_app
 from maxgate.blobs import StoredBlob
 from maxgate.domain import journal as journal_module
 from maxgate.domain.messenger import InboundFile, InboundMessage
+from maxgate.domain.records import Location, SharedContact
 from maxgate.errors import StoreConflict
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
@@ -295,3 +296,139 @@ async def test_file_of_a_message(
     assert await runtime.journal.file_of(account.id, CONTACT, "903") is None  # no message
     assert await runtime.journal.file_of(account.id, "20000009", "901") is None  # other chat
     assert await runtime.journal.file_of(other_account.id, CONTACT, "901") is None
+
+
+# --- what the messenger changes later: edits, removals; what a message carries besides text --
+
+
+async def _queued(runtime: Runtime, account: Account) -> list[dict[str, Any]]:
+    """The instance's queued notification bodies, oldest first (the queue is emptied)."""
+    bodies = []
+    while (head := await runtime.notifications.head(account.id)) is not None:
+        bodies.append(head["body"])
+        await runtime.notifications.delete(account.id, head["receiptId"])
+    return bodies
+
+
+async def test_an_edit_changes_the_text_marks_it_and_is_notified_once(
+    runtime: Runtime, account: Account
+) -> None:
+    await runtime.journal.on_message(_inbound(account, "501", upstream_id="mid.501"))
+    await _queued(runtime, account)
+    edited = _inbound(account, "501", text="hello, edited", upstream_id="mid.501")
+    await runtime.journal.on_edit(edited)
+    await runtime.journal.on_edit(edited)  # MAX delivers at least once
+
+    message = await runtime.journal.get(account.id, CONTACT, "501")
+    assert message is not None and message.is_edited and not message.is_deleted
+    assert message.text == "hello, edited"
+    [body] = await _queued(runtime, account)
+    assert body["typeWebhook"] == "incomingMessageReceived"
+    assert body["messageData"] == {
+        "typeMessage": "editedMessage",
+        "editedMessageData": {"textMessage": "hello, edited", "stanzaId": "501"},
+    }
+    assert body["idMessage"] != "501"  # the edit's own id; the message keeps its own
+    assert body["senderData"]["chatId"] == CONTACT and body["senderData"]["sender"] == CONTACT
+
+
+async def test_an_edit_found_by_the_messengers_id_changes_a_files_caption(
+    runtime: Runtime, account: Account
+) -> None:
+    document = _inbound(
+        account, "502", type_message="documentMessage", text=None, caption="v1",
+        file=InboundFile("ref-2", "a.pdf", "application/pdf", 3), upstream_id="mid.502",
+    )  # fmt: skip
+    await runtime.journal.on_message(document)
+    await _queued(runtime, account)
+    # Named only by the upstream id: another idMessage, no chat.
+    await runtime.journal.on_edit(
+        _inbound(account, "0", chat_id="0", text=None, caption="v2", upstream_id="mid.502")
+    )
+    message = await runtime.journal.get(account.id, CONTACT, "502")
+    assert message is not None and (message.caption, message.is_edited) == ("v2", True)
+    [body] = await _queued(runtime, account)
+    assert body["messageData"]["editedMessageData"] == {"textMessage": "v2", "stanzaId": "502"}
+
+
+async def test_an_edit_of_an_unknown_message_is_skipped(runtime: Runtime, account: Account) -> None:
+    await runtime.journal.on_edit(_inbound(account, "404", upstream_id="mid.404"))
+    assert await _count(runtime, t.messages) == 0
+    assert await _queued(runtime, account) == []
+
+
+async def test_a_removal_marks_the_message_deleted_and_is_notified_once(
+    runtime: Runtime, account: Account
+) -> None:
+    await runtime.journal.on_message(_inbound(account, "601", upstream_id="mid.601"))
+    await _queued(runtime, account)
+    await runtime.journal.on_delete(account.id, upstream_id="mid.601")
+    await runtime.journal.on_delete(account.id, upstream_id="mid.601")
+    await runtime.journal.on_delete(account.id, upstream_id="mid.unknown")
+
+    message = await runtime.journal.get(account.id, CONTACT, "601")
+    assert message is not None and message.is_deleted and message.text == "hello"
+    [body] = await _queued(runtime, account)
+    assert body["typeWebhook"] == "incomingMessageReceived"
+    assert body["messageData"] == {
+        "typeMessage": "deletedMessage",
+        "deletedMessageData": {"stanzaId": "601"},
+    }
+    # A removed message is not edited any more.
+    await runtime.journal.on_edit(_inbound(account, "601", text="late", upstream_id="mid.601"))
+    assert await _queued(runtime, account) == []
+
+
+async def test_an_own_message_removed_is_an_outgoing_notification(
+    runtime: Runtime, account: Account
+) -> None:
+    sent = await runtime.journal.record_outgoing(account.instance, CONTACT, text="oops")
+    await runtime.journal.set_upstream_id(sent, "mid.own")
+    await _queued(runtime, account)
+    await runtime.journal.on_delete(account.id, chat_id=CONTACT, id_message=sent.id_message)
+    [body] = await _queued(runtime, account)
+    assert body["typeWebhook"] == "outgoingAPIMessageReceived"
+    assert body["messageData"]["deletedMessageData"] == {"stanzaId": sent.id_message}
+
+
+async def test_edits_and_removals_follow_their_settings(runtime: Runtime, account: Account) -> None:
+    await runtime.instances.update_settings(
+        account.id, {"editedMessageWebhook": "no", "deletedMessageWebhook": "no"}
+    )
+    await runtime.journal.on_message(_inbound(account, "701", upstream_id="mid.701"))
+    await _queued(runtime, account)
+    await runtime.journal.on_edit(_inbound(account, "701", text="x", upstream_id="mid.701"))
+    await runtime.journal.on_delete(account.id, upstream_id="mid.701")
+    message = await runtime.journal.get(account.id, CONTACT, "701")
+    assert message is not None and message.is_edited and message.is_deleted  # journaled
+    assert await _queued(runtime, account) == []  # but not notified
+
+
+async def test_a_location_and_a_contact_are_journaled_and_notified(
+    runtime: Runtime, account: Account
+) -> None:
+    where = Location(latitude=55.75, longitude=37.62)
+    card = SharedContact(
+        display_name="Anna", vcard="BEGIN:VCARD\nFN:Anna\nEND:VCARD", phone="79991112233"
+    )
+    await runtime.journal.on_message(
+        _inbound(account, "801", type_message="locationMessage", text=None, location=where)
+    )
+    await runtime.journal.on_message(
+        _inbound(account, "802", type_message="contactMessage", text=None, contact=card)
+    )
+    located = await runtime.journal.get(account.id, CONTACT, "801")
+    carded = await runtime.journal.get(account.id, CONTACT, "802")
+    assert located is not None and located.location == where and located.contact is None
+    assert carded is not None and carded.contact == card
+    first, second = await _queued(runtime, account)
+    assert first["messageData"] == {
+        "typeMessage": "locationMessage",
+        "locationMessageData": {
+            "latitude": 55.75, "longitude": 37.62, "forwardingScore": 0, "isForwarded": False,
+        },
+    }  # fmt: skip
+    assert second["messageData"]["contactMessageData"] == {
+        "chatId": "", "urlAvatar": "", "phoneNumber": "79991112233", "displayName": "Anna",
+        "vcard": "BEGIN:VCARD\nFN:Anna\nEND:VCARD", "forwardingScore": 0, "isForwarded": False,
+    }  # fmt: skip

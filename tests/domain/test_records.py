@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from maxgate.domain import records
-from maxgate.domain.records import SECRET_SETTINGS, FileRecord, Instance, Message, masked_settings
+from maxgate.domain.records import (
+    SECRET_SETTINGS,
+    FileRecord,
+    Instance,
+    LinkPreview,
+    Location,
+    Message,
+    SharedContact,
+    masked_settings,
+)
 
 MARK = "S3CRET"
 
@@ -33,6 +42,9 @@ SECRETS: dict[type, dict[str, Any]] = {
     },
     FileRecord: {},  # a file's hash, names and upstream reference are no secrets
     Message: {},  # a message's text is the user's content, no secret of the gateway
+    Location: {},  # what a message carries is the user's content too
+    SharedContact: {},
+    LinkPreview: {},
 }
 
 

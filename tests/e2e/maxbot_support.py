@@ -97,6 +97,19 @@ class User:
             body["attachments"] = attachments
         return self.fake.post("/_control/messages", body)["message"]
 
+    def edits(self, mid: str, text: str) -> Any:
+        """The user edits one of their messages (``message_edited`` to the bot)."""
+        answer = httpx.patch(
+            f"{self.fake.base}/_control/messages/{mid}", json={"text": text}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["message"]
+
+    def removes(self, mid: str) -> None:
+        """The user removes one of their messages for everybody (``message_removed``)."""
+        answer = httpx.delete(f"{self.fake.base}/_control/messages/{mid}", timeout=30)
+        assert answer.status_code == 200, answer.text
+
     def received(self) -> list[dict[str, Any]]:
         """What the bot wrote to this user, oldest first."""
         listed = self.fake.get(f"/_control/chats/{self.chat_id}/messages")["messages"]

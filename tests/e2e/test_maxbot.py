@@ -3,10 +3,10 @@
 on one side and the fake's control API (the users) on the other.
 
 Sending (text, every way of sending a file, replies) and receiving (every kind of file) with
-the bytes checked by sha256; files fetched again after retention eviction and after MAX's
-signed URLs expired; the 500 of a file MAX no longer has; the long-poll marker across
-``kill -9``; a revoked token; and a 500-message burst that stays within MAX's 30 requests per
-second.
+the bytes checked by sha256; locations, contacts, edits and removals in their v3 shapes; files
+fetched again after retention eviction and after MAX's signed URLs expired; the 500 of a file
+MAX no longer has; the long-poll marker across ``kill -9``; a revoked token; and a 500-message
+burst that stays within MAX's 30 requests per second.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ pytestmark = [
 ]
 
 # One bot per test, so that no test reads another's updates, queue or rate counters.
-SDK, INBOUND, RETENTION, MARKER, REVOKE, BURST = (
-    f"{name}-bot-token" for name in ("sdk", "inbound", "retention", "marker", "revoke", "burst")
+SDK, INBOUND, KINDS, RETENTION, MARKER, REVOKE, BURST = (
+    f"{name}-bot-token"
+    for name in ("sdk", "inbound", "kinds", "retention", "marker", "revoke", "burst")
 )
-TOKENS = (SDK, INBOUND, RETENTION, MARKER, REVOKE, BURST)
+TOKENS = (SDK, INBOUND, KINDS, RETENTION, MARKER, REVOKE, BURST)
 
 
 @pytest.fixture(autouse=True)
@@ -252,6 +253,58 @@ def test_fake_user_sends_every_kind_of_file_and_the_bytes_arrive(
     assert got[seqs[2]]["messageData"]["fileMessageData"]["mimeType"] == "video/mp4"
     assert got[seqs[3]]["messageData"]["fileMessageData"]["mimeType"].startswith("audio/")
     assert got[seqs[6]]["messageData"]["fileMessageData"]["caption"] == "album"
+
+
+def test_fake_user_sends_a_location_and_a_contact_edits_and_removes(
+    fake: Fake, gateway: Server
+) -> None:
+    info = bot_instance(gateway, KINDS)
+    v3 = V3(gateway, info)
+    queue = Queue(v3)
+    user = fake.user(KINDS)
+    where = user.says(None, [{"type": "location", "latitude": 55.7558, "longitude": 37.6173}])
+    card = user.says(None, [{"type": "contact", "name": "Anna Smit", "phone": "+79991112233"}])
+    typo = user.says("helo")
+    gone = user.says("never mind")
+    seq = {name: str(m["body"]["seq"]) for name, m in
+           (("where", where), ("card", card), ("typo", typo), ("gone", gone))}  # fmt: skip
+    queue.until(lambda seen: len(incoming(queue)) >= 4)
+    user.edits(typo["body"]["mid"], "hello")
+    user.removes(gone["body"]["mid"])
+
+    def changed(seen: list[dict[str, Any]]) -> bool:
+        kinds = {b["messageData"]["typeMessage"] for b in incoming(queue)}
+        return {"editedMessage", "deletedMessage"} <= kinds
+
+    queue.until(changed)
+    got = {b["messageData"]["typeMessage"]: b for b in incoming(queue)}
+    assert got["locationMessage"]["idMessage"] == seq["where"]
+    assert got["locationMessage"]["messageData"]["locationMessageData"] == {
+        "latitude": 55.7558, "longitude": 37.6173, "forwardingScore": 0, "isForwarded": False,
+    }  # fmt: skip
+    contact = got["contactMessage"]["messageData"]["contactMessageData"]
+    assert (contact["displayName"], contact["phoneNumber"]) == ("Anna Smit", "79991112233")
+    assert contact["vcard"].startswith("BEGIN:VCARD") and "FN:Anna Smit" in contact["vcard"]
+    edited = got["editedMessage"]
+    assert edited["messageData"]["editedMessageData"] == {
+        "textMessage": "hello", "stanzaId": seq["typo"]
+    }  # fmt: skip
+    assert edited["senderData"]["chatId"] == user.v3_chat
+    assert edited["idMessage"] != seq["typo"]
+    deleted = got["deletedMessage"]["messageData"]
+    assert deleted == {
+        "typeMessage": "deletedMessage",
+        "deletedMessageData": {"stanzaId": seq["gone"]},
+    }
+
+    items = {i["idMessage"]: i for i in v3.history(user.v3_chat)}
+    assert set(items) == set(seq.values())  # an edit or removal is no journal item of its own
+    assert items[seq["where"]]["typeMessage"] == "locationMessage"
+    assert items[seq["where"]]["location"]["latitude"] == 55.7558
+    assert items[seq["card"]]["contact"]["displayName"] == "Anna Smit"
+    assert (items[seq["typo"]]["textMessage"], items[seq["typo"]]["isEdited"]) == ("hello", True)
+    assert (items[seq["gone"]]["isDeleted"], items[seq["gone"]]["isEdited"]) == (True, False)
+    assert items[seq["where"]]["isEdited"] is False and items[seq["where"]]["isDeleted"] is False
 
 
 # --- 3. retention, and a file MAX deleted --------------------------------------------------

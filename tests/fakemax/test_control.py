@@ -132,6 +132,22 @@ async def test_a_group_with_the_bot(bot: httpx.AsyncClient, control: httpx.Async
     )
     message = (await last_update(bot))["message"]
     assert message["recipient"] == {"chat_id": chat_id, "chat_type": "chat", "user_id": None}
+    admin = owner["user_id"]
+    left = await control.delete(f"/_control/chats/{chat_id}/members/{other['user_id']}")
+    assert left.status_code == 200
+    removed = await last_update(bot)
+    assert (removed["update_type"], removed["user"]["user_id"]) == (
+        "user_removed",
+        other["user_id"],
+    )
+    assert "admin_id" not in removed  # the user left
+    again = await control.delete(f"/_control/chats/{chat_id}/members/{other['user_id']}")
+    assert again.status_code == 400
+    await control.post(f"/_control/chats/{chat_id}/members", json={"user_id": other["user_id"]})
+    await last_update(bot)
+    kicked = f"/_control/chats/{chat_id}/members/{other['user_id']}?admin_id={admin}"
+    await control.delete(kicked)
+    assert (await last_update(bot))["admin_id"] == admin
     reply = await bot.post("/messages", params={"chat_id": chat_id}, json={"text": "hello"})
     assert reply.status_code == 200
     bot_id = (await bot.get("/me")).json()["user_id"]

@@ -44,6 +44,9 @@ MESSAGE = {
     "file_id": FILE["id"],
     "status": None,
     "send_by_api": True,
+    "upstream_id": "mid.1",
+    "details": '{"location": {"latitude": 1.0, "longitude": 2.0}}',
+    "is_edited": True,
 }
 BY_KEY = (
     sa.select(t.messages, *[c.label("f_" + c.name) for c in t.files.c])
@@ -203,9 +206,9 @@ NOTIFICATION = {
 # A value for each bind parameter name the repositories' lookups use: one that finds the row
 # above, and one that finds nothing.
 FOUND = {**KEY, "file_id": FILE["id"], "pk": 1, "phone": INSTANCE["phone"],
-         "chat_id_of_instance": INSTANCE["chat_id"]}  # fmt: skip
+         "chat_id_of_instance": INSTANCE["chat_id"], "upstream_id": "mid.1"}  # fmt: skip
 MISSING = {"instance_id": 1, "chat_id": "0@c.us", "id_message": "0", "file_id": "0", "pk": 0,
-           "phone": 1}  # fmt: skip
+           "phone": 1, "upstream_id": "mid.0"}  # fmt: skip
 
 
 def _repository_lookups() -> list[sa.Select[Any]]:

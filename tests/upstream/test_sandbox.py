@@ -21,7 +21,7 @@ from maxgate.domain.messenger import (
     InboundFile,
     InboundMessage,
 )
-from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.domain.records import FileRecord, Instance, Location, Message, SharedContact
 from maxgate.errors import StoreError, UpstreamError, UpstreamFileGone
 from maxgate.runtime import Runtime
 from maxgate.settings import Settings
@@ -308,6 +308,22 @@ async def test_contact_send_creates_an_incoming_message(runtime: Runtime, accoun
     assert message.type_message == "textMessage" and message.status is None
     [chat] = await runtime.journal.chats(account.id)
     assert chat["chat_id"] == CONTACT and chat["name"] == "Carol" and chat["type"] == "user"
+
+
+async def test_a_contact_sends_a_location_and_a_contact_card(
+    runtime: Runtime, account: Account
+) -> None:
+    where = Location(latitude=59.94, longitude=30.31)
+    card = SharedContact(display_name="Dan", vcard="BEGIN:VCARD\nFN:Dan\nEND:VCARD")
+    sandbox = runtime.sandbox
+    located = await sandbox.contact_send(account.id, CONTACT, location=where)
+    carded = await sandbox.contact_send(account.id, CONTACT, contact=card)
+    first = await runtime.journal.get(account.id, CONTACT, located)
+    second = await runtime.journal.get(account.id, CONTACT, carded)
+    assert first is not None and (first.type_message, first.location) == ("locationMessage", where)
+    assert second is not None and (second.type_message, second.contact) == ("contactMessage", card)
+    history = await sandbox.history(account.instance, CONTACT, 0)  # the carried copy keeps them
+    assert [(m.location, m.contact) for m in history] == [(where, None), (None, card)]
 
 
 async def test_contact_send_with_a_file_is_mirrored(runtime: Runtime, account: Account) -> None:

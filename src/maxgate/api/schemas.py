@@ -229,6 +229,9 @@ JOURNAL_ITEM = obj(
         "mimeType": STRING,
         "isAnimated": BOOLEAN,
         "quotedMessage": obj({"stanzaId": STRING}),
+        "location": obj({"latitude": {"type": "number"}, "longitude": {"type": "number"}}),
+        "contact": obj({"displayName": STRING, "vcard": STRING}),
+        "extendedTextMessage": obj({"text": STRING}),
     },
 )
 JOURNAL = array(JOURNAL_ITEM)

@@ -27,6 +27,8 @@ YES_NO_SETTINGS = (
     "outgoingAPIMessageWebhook",
     "incomingWebhook",
     "stateWebhook",
+    "editedMessageWebhook",
+    "deletedMessageWebhook",
 )
 DEFAULT_SETTINGS: dict[str, Any] = {
     "webhookUrl": "",
@@ -40,6 +42,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "outgoingAPIMessageWebhook": "yes",
     "incomingWebhook": "yes",
     "stateWebhook": "yes",
+    # GREEN-API's v1 settings of the same names (v3 lists none): edits and removals notified.
+    "editedMessageWebhook": "yes",
+    "deletedMessageWebhook": "yes",
 }
 DELAY_RANGE = (500, 600000)
 AUTH_CACHE_SECONDS = 1.0

@@ -4,10 +4,16 @@ An outgoing message is written with its file row, its outbox entry and its notif
 transaction; an incoming one with its file row (state ``remote``), its chat and its notification;
 a status change with its ``outgoingMessageStatus`` notification. The journal is also the sink the
 upstream reports inbound messages and status changes to.
+
+A message edited or removed on the messenger keeps its idMessage and its place: the journal
+item gets the new text and ``isEdited`` (or ``isDeleted``), and the change is notified as an
+``editedMessage`` / ``deletedMessage`` of the message's direction whose ``stanzaId`` is the
+message's idMessage and whose own idMessage is new (one per change, as GREEN-API does).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,9 +23,14 @@ from maxgate.domain import ids
 from maxgate.domain import notifications as n
 from maxgate.domain.files import Files, row_to_file, row_to_file_values
 from maxgate.domain.instances import Instances
+from maxgate.domain.message_rows import details_json, row_to_message
 from maxgate.domain.messenger import InboundMessage
 from maxgate.domain.notifications import Notifications
-from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.domain.records import (
+    FileRecord,
+    Instance,
+    Message,
+)
 from maxgate.errors import StoreConflict
 from maxgate.store import chats as chat_rows
 from maxgate.store import files as file_rows
@@ -29,29 +40,10 @@ from maxgate.store import notifications as notification_rows
 from maxgate.store import outbox as outbox_rows
 from maxgate.store.database import Database, Row, SyncTransaction, Transaction
 
+log = logging.getLogger(__name__)
+
 _STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
-
-
-def _row_to_message(row: Row) -> Message:
-    m = row._mapping
-    return Message(
-        pk=m["id"],
-        instance_id=m["instance_id"],
-        chat_id=m["chat_id"],
-        id_message=m["id_message"],
-        direction=m["direction"],
-        type_message=m["type_message"],
-        timestamp=m["timestamp"],
-        sender_id=m["sender_id"],
-        sender_name=m["sender_name"],
-        text=m["text"],
-        caption=m["caption"],
-        status=m["status"],
-        status_description=m["status_description"],
-        send_by_api=bool(m["send_by_api"]),
-        quoted_id=m["quoted_id"],
-        file=row_to_file(row, "f_") if m["f_id"] is not None else None,
-    )
+TEXT_KINDS = frozenset({"textMessage", "extendedTextMessage"})
 
 
 class Journal:
@@ -228,6 +220,7 @@ class Journal:
             "status": "sent" if message.from_me else None,
             "quoted_id": message.quoted_id,
             "upstream_id": message.upstream_id,
+            "details": details_json(message),
         }
         notification = None
         if self.notifications is not None:
@@ -248,6 +241,9 @@ class Journal:
                     caption=message.caption,
                     file=file,
                     quoted_id=message.quoted_id,
+                    location=message.location,
+                    contact=message.contact,
+                    preview=message.preview,
                 ),
             )
             notification = n.entry(
@@ -273,6 +269,98 @@ class Journal:
 
         await self.db.transact(write)
         return True
+
+    async def _reported(
+        self, instance_id: int, chat_id: str | None, id_message: str | None, upstream: str | None
+    ) -> Message | None:
+        """A journaled message the messenger names by chat and idMessage or by its own id."""
+        row = None
+        if chat_id is not None and id_message is not None:
+            row = await message_rows.by_key(self.db, instance_id, chat_id, id_message)
+        if row is None and upstream:
+            row = await message_rows.by_upstream_id(self.db, instance_id, upstream)
+        return row_to_message(row) if row else None
+
+    async def on_edit(self, message: InboundMessage) -> None:
+        """A journaled message was edited: store its new text (a file's caption), mark it
+        edited and notify ``editedMessage``. A repeat of the same edit, an edit of a message
+        not journaled (from before the instance) or of one without text is skipped."""
+        instance = await self.instances.get(message.instance_id)
+        if instance is None or instance.deleted:
+            return
+        found = await self._reported(
+            instance.id, message.chat_id, message.id_message, message.upstream_id
+        )
+        new_text = message.text if message.text is not None else message.caption
+        if found is None or found.is_deleted:
+            log.info("instance %d: an edit of a message not journaled or removed", instance.id)
+            return
+        if found.file is not None:
+            text, caption = found.text, new_text or ""
+            unchanged = caption == found.caption
+        elif found.type_message in TEXT_KINDS:
+            text, caption = new_text, found.caption
+            unchanged = text == found.text
+        else:  # a location or contact: MAX may edit its text, v3 has no field for it
+            log.info("instance %d: an edit of a %s skipped", instance.id, found.type_message)
+            return
+        if unchanged and found.is_edited:
+            return  # the same update again (MAX delivers at least once)
+        async with self.db.write() as conn:
+            await message_rows.set_edited(conn, found.pk, text=text, caption=caption)
+            await self._change_notification(
+                conn, instance, found, n.edited_data(found.id_message, new_text or "")
+            )
+        if self.notifications is not None:
+            self.notifications.wake(instance.id)
+
+    async def on_delete(
+        self,
+        instance_id: int,
+        *,
+        upstream_id: str | None = None,
+        chat_id: str | None = None,
+        id_message: str | None = None,
+    ) -> None:
+        """A journaled message was removed for everybody: mark it deleted (the item stays,
+        with ``isDeleted``) and notify ``deletedMessage``; once only."""
+        instance = await self.instances.get(instance_id)
+        if instance is None or instance.deleted:
+            return
+        found = await self._reported(instance_id, chat_id, id_message, upstream_id)
+        if found is None or found.is_deleted:
+            return
+        async with self.db.write() as conn:
+            await message_rows.set_deleted(conn, found.pk)
+            await self._change_notification(conn, instance, found, n.deleted_data(found.id_message))
+        if self.notifications is not None:
+            self.notifications.wake(instance_id)
+
+    async def _change_notification(
+        self, conn: Transaction, instance: Instance, message: Message, data: dict[str, Any]
+    ) -> None:
+        """Queue an edit's or removal's notification, of the changed message's direction."""
+        if self.notifications is None:
+            return
+        if message.direction == "incoming":
+            kind, phone = "incomingMessageReceived", 0  # the contact's number: not known here
+        else:
+            sent_by_api = message.send_by_api
+            kind = "outgoingAPIMessageReceived" if sent_by_api else "outgoingMessageReceived"
+            phone = instance.phone
+        body = n.message_body(
+            kind,
+            instance,
+            id_message=ids.new_message_id(),
+            timestamp=int(time.time()),
+            chat_id=message.chat_id,
+            chat_name=await chat_rows.name_of(conn, instance.id, message.chat_id),
+            sender=message.sender_id,
+            sender_name=message.sender_name,
+            sender_phone=phone,
+            data=data,
+        )
+        await self.notifications.add(conn, instance.settings, instance.id, body)
 
     async def on_chat(self, instance_id: int, chat_id: str, *, name: str, phone: int) -> None:
         """The messenger told what it knows of a chat: its name and the contact's number."""
@@ -348,7 +436,7 @@ class Journal:
     async def get(self, instance_id: int, chat_id: str, id_message: str) -> Message | None:
         """One message of one chat of one instance, or None."""
         row = await message_rows.by_key(self.db, instance_id, chat_id, id_message)
-        return _row_to_message(row) if row else None
+        return row_to_message(row) if row else None
 
     async def file_of(self, instance_id: int, chat_id: str, id_message: str) -> FileRecord | None:
         """The file of one message of one chat of one instance; None when there is no such
@@ -359,7 +447,7 @@ class Journal:
     async def get_by_pk(self, pk: int) -> Message | None:
         """A message by its row id, or None."""
         row = await message_rows.by_pk(self.db, pk)
-        return _row_to_message(row) if row else None
+        return row_to_message(row) if row else None
 
     async def set_upstream_id(self, message: Message, upstream_id: str | None) -> None:
         """Record the messenger's own id of a message it accepted."""
@@ -368,13 +456,13 @@ class Journal:
     async def history(self, instance_id: int, chat_id: str, count: int) -> list[Message]:
         """The newest ``count`` messages of a chat, newest first."""
         found = await message_rows.history(self.db, instance_id, chat_id, count)
-        return [_row_to_message(r) for r in found]
+        return [row_to_message(r) for r in found]
 
     async def last(self, instance_id: int, direction: str, minutes: int) -> list[Message]:
         """Messages of one direction in the last ``minutes``, newest first."""
         since = int(time.time()) - minutes * 60
         found = await message_rows.since(self.db, instance_id, direction, since, limit=10000)
-        return [_row_to_message(r) for r in found]
+        return [row_to_message(r) for r in found]
 
     async def chats(self, instance_id: int) -> list[dict[str, Any]]:
         """The chats of an instance, most recent first."""

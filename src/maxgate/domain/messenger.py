@@ -15,7 +15,14 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.domain.records import (
+    FileRecord,
+    Instance,
+    LinkPreview,
+    Location,
+    Message,
+    SharedContact,
+)
 from maxgate.errors import ApiError
 
 
@@ -51,6 +58,10 @@ class InboundMessage:
     from_me: bool = False
     # The messenger's own id of the message (MAX's mid), when it differs from idMessage.
     upstream_id: str | None = None
+    # What a locationMessage, contactMessage or extendedTextMessage carries besides its text.
+    location: Location | None = None
+    contact: SharedContact | None = None
+    preview: LinkPreview | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +88,21 @@ class InboundSink(Protocol):
 
     async def on_message(self, message: InboundMessage) -> None:
         """A new incoming message for an instance."""
+
+    async def on_edit(self, message: InboundMessage) -> None:
+        """A message reported before was edited: ``message`` is its new state (its text, or a
+        file's caption), found by chat and idMessage, else by ``upstream_id``."""
+
+    async def on_delete(
+        self,
+        instance_id: int,
+        *,
+        upstream_id: str | None = None,
+        chat_id: str | None = None,
+        id_message: str | None = None,
+    ) -> None:
+        """A message reported before was removed for everybody, named by the messenger's own
+        id or by chat and idMessage."""
 
     async def on_chat(self, instance_id: int, chat_id: str, *, name: str, phone: int) -> None:
         """What the messenger knows of one of the instance's chats (name, contact's number)."""

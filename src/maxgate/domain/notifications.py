@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from maxgate.domain.records import FileRecord, Instance
+from maxgate.domain.records import FileRecord, Instance, LinkPreview, Location, SharedContact
 from maxgate.store import notifications as rows
 from maxgate.store.database import Database, Transaction
 
@@ -37,6 +37,14 @@ KIND_SETTINGS = {
     "outgoingMessageStatus": "outgoingWebhook",
     "stateInstanceChanged": "stateWebhook",
 }
+# An edit or removal arrives as a message notification of its direction (incoming…,
+# outgoing…) with typeMessage editedMessage / deletedMessage, and only when this setting is
+# not "no" as well (https://green-api.com/v3/docs/api/receiving/notifications-format/
+# incoming-message/EditedMessage, …/DeletedMessage).
+CHANGE_SETTINGS = {
+    "editedMessage": "editedMessageWebhook",
+    "deletedMessage": "deletedMessageWebhook",
+}
 FILE_KINDS = frozenset(
     {"imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage"}
 )
@@ -46,8 +54,12 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-def wanted(settings: Mapping[str, Any], kind: str) -> bool:
-    """Whether an instance's settings queue notifications of this kind (default: yes)."""
+def wanted(settings: Mapping[str, Any], kind: str, type_message: str | None = None) -> bool:
+    """Whether an instance's settings queue notifications of this kind (default: yes); an
+    edit or removal (``type_message``) also needs its own setting (``CHANGE_SETTINGS``)."""
+    change = CHANGE_SETTINGS.get(type_message or "")
+    if change is not None and settings.get(change, "yes") == "no":
+        return False
     return bool(settings.get(KIND_SETTINGS[kind], "yes") != "no")
 
 
@@ -61,7 +73,7 @@ def entry(
     """The ``notifications`` row (``maxgate.store.notifications.add``) queuing ``body``, or
     None when the instance's settings do not want this kind."""
     kind = body["typeWebhook"]
-    if not wanted(settings, kind):
+    if not wanted(settings, kind, body.get("messageData", {}).get("typeMessage")):
         return None
     return {
         "instance_id": instance_id,
@@ -84,8 +96,13 @@ def message_data(
     caption: str = "",
     file: FileRecord | None = None,
     quoted_id: str | None = None,
+    location: Location | None = None,
+    contact: SharedContact | None = None,
+    preview: LinkPreview | None = None,
 ) -> dict[str, Any]:
-    """``messageData`` for a text or file message (spec §4.1)."""
+    """``messageData`` for a text, file, location or contact message (spec §4.1; the location
+    and contact shapes are v3's pages, https://green-api.com/v3/docs/api/receiving/
+    notifications-format/incoming-message/LocationMessage and …/ContactMessage)."""
     data: dict[str, Any] = {"typeMessage": type_message}
     if file is not None or type_message in FILE_KINDS:
         data["fileMessageData"] = {
@@ -98,19 +115,77 @@ def message_data(
             "forwardingScore": 0,
             "isForwarded": False,
         }
+    elif type_message == "locationMessage":
+        data["locationMessageData"] = location_fields(location)
+    elif type_message == "contactMessage":
+        data["contactMessageData"] = contact_fields(contact)
     elif type_message == "extendedTextMessage":
-        data["extendedTextMessageData"] = {
-            "text": text or "",
-            "description": "",
-            "title": "",
-            "jpegThumbnail": "",
-            "previewType": "None",
-        }
+        data["extendedTextMessageData"] = extended_text_fields(text, preview)
     else:
         data["textMessageData"] = {"textMessage": text or ""}
     if quoted_id:
         data["quotedMessage"] = {"stanzaId": quoted_id}
     return data
+
+
+def location_fields(location: Location | None) -> dict[str, Any]:
+    """``locationMessageData`` as v3 has it: coordinates and forwarding (v3 names no place or
+    address, unlike v1; ``nameLocation``/``address`` are added when the messenger gave them)."""
+    fields: dict[str, Any] = {
+        "latitude": location.latitude if location else 0.0,
+        "longitude": location.longitude if location else 0.0,
+        "forwardingScore": 0,
+        "isForwarded": False,
+    }
+    if location is not None and location.name:
+        fields["nameLocation"] = location.name
+    if location is not None and location.address:
+        fields["address"] = location.address
+    return fields
+
+
+def contact_fields(contact: SharedContact | None) -> dict[str, Any]:
+    """``contactMessageData`` as v3 has it (chatId, urlAvatar, phoneNumber, displayName,
+    vcard, forwarding)."""
+    return {
+        "chatId": contact.chat_id if contact else "",
+        "urlAvatar": contact.avatar_url if contact else "",
+        "phoneNumber": contact.phone if contact else "",
+        "displayName": contact.display_name if contact else "",
+        "vcard": contact.vcard if contact else "",
+        "forwardingScore": 0,
+        "isForwarded": False,
+    }
+
+
+def extended_text_fields(text: str | None, preview: LinkPreview | None) -> dict[str, Any]:
+    """``extendedTextMessageData``: the text and its link's preview (spec §4.1)."""
+    return {
+        "text": text or "",
+        "description": preview.description if preview else "",
+        "title": preview.title if preview else "",
+        "jpegThumbnail": "",
+        "previewType": "None",
+        "forwardingScore": 0,
+        "isForwarded": False,
+    }
+
+
+def edited_data(stanza_id: str, text: str) -> dict[str, Any]:
+    """``messageData`` of an edit: the message's new text and its idMessage (v3,
+    https://green-api.com/v3/docs/api/receiving/notifications-format/incoming-message/
+    EditedMessage)."""
+    return {
+        "typeMessage": "editedMessage",
+        "editedMessageData": {"textMessage": text, "stanzaId": stanza_id},
+    }
+
+
+def deleted_data(stanza_id: str) -> dict[str, Any]:
+    """``messageData`` of a removal for everybody: the removed message's idMessage (v3,
+    https://green-api.com/v3/docs/api/receiving/notifications-format/incoming-message/
+    DeletedMessage)."""
+    return {"typeMessage": "deletedMessage", "deletedMessageData": {"stanzaId": stanza_id}}
 
 
 def message_body(

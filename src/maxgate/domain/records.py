@@ -1,4 +1,5 @@
-"""Plain records the domain hands around: an instance, a file, a journal message.
+"""Plain records the domain hands around: an instance, a file, a journal message and what a
+message carries besides text and files (a location, a contact card, a link preview).
 
 No secret shows in a record's repr (or str): an instance's settings hold the webhook token
 and secret, shown masked.
@@ -85,6 +86,37 @@ class FileRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Location:
+    """A shared place (``locationMessage``): MAX tells only its coordinates."""
+
+    latitude: float
+    longitude: float
+    name: str = ""
+    address: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SharedContact:
+    """A shared contact card (``contactMessage``): its name, vCard, and the person's chatId,
+    number and avatar when the messenger tells them."""
+
+    display_name: str
+    vcard: str
+    chat_id: str = ""
+    phone: str = ""
+    avatar_url: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LinkPreview:
+    """The preview of a link in a text (``extendedTextMessage``)."""
+
+    url: str = ""
+    title: str = ""
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Message:
     """One journal entry, incoming or outgoing, with its file if it has one."""
 
@@ -104,3 +136,10 @@ class Message:
     send_by_api: bool
     quoted_id: str | None
     file: FileRecord | None
+    location: Location | None = None
+    contact: SharedContact | None = None
+    preview: LinkPreview | None = None
+    # Changed on the messenger after it was journaled: the text is the newest (isEdited), or
+    # the message was removed for everybody (isDeleted; the item stays in the journal).
+    is_edited: bool = False
+    is_deleted: bool = False

@@ -359,6 +359,26 @@ async def add_member(c: Control) -> Any:
     return {"success": True}
 
 
+async def remove_member(c: Control) -> Any:
+    """A member leaves a group, or an admin (``?admin_id=``) removes them."""
+    chat, person = c.chat(c.param("chat_id")), c.user(c.param("user_id"))
+    if chat.members.pop(person.user_id, None) is None:
+        raise bad_request(f"User {person.user_id} is not in chat {chat.chat_id}")
+    update: dict[str, Any] = {
+        "update_type": "user_removed",
+        "chat_id": chat.chat_id,
+        "user": c.render.user(person, photo=True),
+        "user_id": person.user_id,
+        "is_channel": False,
+    }
+    if admin := c.request.query_params.get("admin_id"):
+        # The schema says the user who left has a null admin_id, yet types it non-nullable:
+        # the fake leaves it out then (it is not required).
+        update["admin_id"] = int(admin)
+    c.to_bots(chat, update)
+    return {"success": True}
+
+
 async def chat_messages(c: Control) -> Any:
     listed = c.world.chat_messages(c.chat(c.param("chat_id")).chat_id)
     return {"messages": [c.render.message(m) for m in listed]}
@@ -436,6 +456,7 @@ ROUTES: list[Route] = [
     control_route("/chats/{chat_id}/bots", "POST", add_bot_to_chat),
     control_route("/chats/{chat_id}/bots/{bot_id}", "DELETE", remove_bot_from_chat),
     control_route("/chats/{chat_id}/members", "POST", add_member),
+    control_route("/chats/{chat_id}/members/{user_id}", "DELETE", remove_member),
     control_route("/chats/{chat_id}/title", "POST", rename_chat),
     control_route("/callbacks", "POST", press),
     control_route("/chats/{chat_id}/messages", "GET", chat_messages),

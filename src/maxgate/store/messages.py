@@ -33,6 +33,14 @@ _FILE_BY_KEY = lookup(
     .select_from(t.messages.join(t.files, t.files.c.id == _M.file_id))
     .where(*_KEY)
 )
+_BY_UPSTREAM_ID = lookup(
+    MESSAGE_QUERY.where(
+        _M.instance_id == sa.bindparam("instance_id"),
+        _M.upstream_id == sa.bindparam("upstream_id"),
+    )
+    .order_by(_M.id)
+    .limit(1)
+)
 _INSERT = t.messages.insert()
 _NEWEST_FIRST = (_M.timestamp.desc(), _M.id.desc())
 
@@ -54,6 +62,28 @@ async def by_pk(db: Database, pk: int) -> Row | None:
 async def file_by_key(db: Database, instance_id: int, chat_id: str, id_message: str) -> Row | None:
     """The file row of one message; None when there is no such message or it has no file."""
     return await db.fetch_one(_FILE_BY_KEY, _key(instance_id, chat_id, id_message))
+
+
+async def by_upstream_id(db: Database, instance_id: int, upstream_id: str) -> Row | None:
+    """The message of an instance the messenger knows by ``upstream_id`` (MAX's mid), with its
+    file's columns; or None. Of an album, the first file (the others have no upstream id)."""
+    return await db.fetch_one(
+        _BY_UPSTREAM_ID, {"instance_id": instance_id, "upstream_id": upstream_id}
+    )
+
+
+async def set_edited(conn: Transaction, pk: int, *, text: str | None, caption: str) -> None:
+    """Give a message (by row id) its edited text and caption and mark it edited, in the open
+    transaction ``conn``."""
+    await conn.execute(
+        t.messages.update().where(_M.id == pk).values(text=text, caption=caption, is_edited=True)
+    )
+
+
+async def set_deleted(conn: Transaction, pk: int) -> None:
+    """Mark a message (by row id) removed on the messenger, in the open transaction ``conn``;
+    the row stays (the journal shows it with isDeleted)."""
+    await conn.execute(t.messages.update().where(_M.id == pk).values(is_deleted=True))
 
 
 async def insert(conn: Transaction, row: dict[str, Any]) -> int:

@@ -86,6 +86,11 @@ messages = sa.Table(
     sa.Column("send_by_api", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("quoted_id", sa.String(64), nullable=True),
     sa.Column("upstream_id", sa.String(64), nullable=True),
+    # A location, contact card or link preview, as JSON (maxgate.domain.journal reads it).
+    sa.Column("details", sa.Text, nullable=True),
+    # Edited or removed on the messenger after it was journaled (isEdited, isDeleted).
+    sa.Column("is_edited", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("is_deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("instance_id", "chat_id", "id_message", name="uq_messages_chat_id_message"),
     sa.Index("ix_messages_instance_time", "instance_id", "timestamp"),
     sa.Index("ix_messages_chat_time", "instance_id", "chat_id", "timestamp"),

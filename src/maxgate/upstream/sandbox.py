@@ -37,7 +37,14 @@ from maxgate.domain.messenger import (
     InboundMessage,
     InboundSink,
 )
-from maxgate.domain.records import FileRecord, Instance, Message
+from maxgate.domain.records import (
+    FileRecord,
+    Instance,
+    LinkPreview,
+    Location,
+    Message,
+    SharedContact,
+)
 from maxgate.errors import BlobError, BlobNotFound, UpstreamError, UpstreamFileGone
 from maxgate.store import sandbox as store
 from maxgate.store.database import Database
@@ -337,9 +344,15 @@ class Sandbox:
         for entry in await store.history(self.db, instance.id, chat_id, since):
             body = json.loads(entry.body)
             file = body.pop("file")
+            # What a location or contact carries (absent from bodies written before them).
+            location, contact = body.pop("location", None), body.pop("contact", None)
+            preview = body.pop("preview", None)
             message = InboundMessage(
                 instance_id=instance.id,
                 file=InboundFile(**file) if file is not None else None,
+                location=Location(**location) if location is not None else None,
+                contact=SharedContact(**contact) if contact is not None else None,
+                preview=LinkPreview(**preview) if preview is not None else None,
                 **body,
             )
             found.append(self._handed_out(message))
@@ -355,8 +368,15 @@ class Sandbox:
         caption: str = "",
         sender_name: str = "",
         type_message: str = "textMessage",
+        location: Location | None = None,
+        contact: SharedContact | None = None,
     ) -> str:
-        """A simulated contact writes into an instance; returns the new idMessage."""
+        """A simulated contact writes into an instance; returns the new idMessage. A
+        ``location`` or ``contact`` makes it a locationMessage / contactMessage."""
+        if location is not None:
+            type_message = "locationMessage"
+        elif contact is not None:
+            type_message = "contactMessage"
         message = InboundMessage(
             instance_id=instance_id,
             chat_id=from_chat_id,
@@ -371,6 +391,8 @@ class Sandbox:
             text=text,
             caption=caption,
             file=file,
+            location=location,
+            contact=contact,
         )
         await self._carry([(message, 0)])
         return message.id_message

@@ -204,10 +204,12 @@ class _Bot:
                 self.marker = marker
 
     async def handle(self, update: dict[str, Any]) -> None:
-        """Report one update to the sink (messages journaled, chats registered)."""
+        """Report one update to the sink (messages journaled, edited or removed; chats
+        registered). An update with no v3 counterpart is logged and skipped, so the marker
+        still moves past it."""
         sink = self.owner.sink
         kind = update.get("update_type")
-        if kind == "message_created":
+        if kind in ("message_created", "message_edited"):
             message = update.get("message") or {}
             group = str((message.get("recipient") or {}).get("chat_id", ""))
             found = messages_of(
@@ -216,8 +218,17 @@ class _Bot:
                 message,
                 chat_name=self.group_names.get(group, ""),
             )
+            if kind == "message_edited":
+                # The edited message keeps its seq (idMessage); its first part holds the text.
+                if found:
+                    await sink.on_edit(found[0])
+                return
             for inbound in found:
                 await sink.on_message(inbound)
+        elif kind == "message_removed":
+            mid = update.get("message_id")
+            if isinstance(mid, str):
+                await sink.on_delete(self.instance_id, upstream_id=mid)
         elif kind == "bot_started":
             user = update.get("user") or {}
             if isinstance(user.get("user_id"), int):
@@ -235,6 +246,11 @@ class _Bot:
                     title = ""
             self.group_names[str(chat_id)] = title
             await sink.on_chat(self.instance_id, str(chat_id), name=title, phone=0)
+        elif kind in ("user_added", "user_removed", "bot_stopped", "bot_removed"):
+            # GREEN-API v3 has no notification of group members joining or leaving (an open
+            # request: https://green-api.com/en/forum/topic/21) nor of a contact blocking
+            # the account; the chat stays in the journal as it is.
+            log.info("instance %d: update %s has no v3 notification", self.instance_id, kind)
         else:
             log.debug("instance %d: update %s not journaled", self.instance_id, kind)
 

@@ -6,6 +6,10 @@ the contact), a group its negative ``chat_id``; ``recipient`` turns one back int
 ``POST /messages``. idMessage is the message's ``body.seq`` (v3-style: ``seq >> 16`` is its
 time in ms); the n-th further file of one message (an album) is ``seq`` followed by two digits.
 MAX's ``mid`` goes with each message as its upstream id.
+
+Besides files a message may carry a location, a contact card (``contactMessage``) and a link
+preview (``share``: the text becomes an ``extendedTextMessage``). Each location or contact is a
+journal message of its own after the text and files, numbered as the files of an album are.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import dataclasses
 import json
 import mimetypes
 import posixpath
+import re
 import urllib.parse
 from typing import Any
 
 from maxgate.domain.messenger import InboundFile, InboundMessage
+from maxgate.domain.records import LinkPreview, Location, SharedContact
 
 FILE_KINDS = {
     # attachment type: (typeMessage, file name when MAX gives none, MIME type when unknown)
@@ -105,11 +111,71 @@ def files_of(mid: str, attachments: list[Any] | None) -> list[tuple[str, Inbound
     return found
 
 
+def _vcard_field(vcard: str, name: str) -> str:
+    """The value of a vCard's first ``name`` line (``FN``, ``TEL;TYPE=cell`` …), or ""."""
+    match = re.search(rf"^{name}(?:;[^:\r\n]*)?:(.*)$", vcard, re.MULTILINE | re.IGNORECASE)
+    return match.group(1).strip() if match else ""
+
+
+def contact_of(payload: dict[str, Any]) -> SharedContact:
+    """A ``contact`` attachment's card: MAX gives a vCard (``vcf_info``), the MAX user
+    (``max_info``), or both; a card is made from the user when there is no vCard."""
+    vcard = payload.get("vcf_info")
+    user = payload.get("max_info")
+    user = user if isinstance(user, dict) else None
+    name = _name_of(user) if user else ""
+    if not isinstance(vcard, str) or not vcard.strip():
+        vcard = f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nEND:VCARD" if name else ""
+    name = name or _vcard_field(vcard, "FN")
+    user_id = user.get("user_id") if user else None
+    avatar = user.get("avatar_url") if user else None
+    return SharedContact(
+        display_name=name,
+        vcard=vcard,
+        chat_id=str(user_id) if isinstance(user_id, int) else "",
+        phone=re.sub(r"[^0-9]", "", _vcard_field(vcard, "TEL")),
+        avatar_url=avatar if isinstance(avatar, str) else "",
+    )
+
+
+def extras_of(attachments: list[Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """The locations and contact cards among a message's attachments, in order: (typeMessage,
+    the ``InboundMessage`` fields that carry it)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for attachment in attachments or []:
+        if not isinstance(attachment, dict):
+            continue
+        kind = attachment.get("type")
+        if kind == "location":
+            lat, lon = attachment.get("latitude"), attachment.get("longitude")
+            if isinstance(lat, int | float) and isinstance(lon, int | float):
+                location = Location(latitude=float(lat), longitude=float(lon))
+                found.append(("locationMessage", {"location": location}))
+        elif kind == "contact" and isinstance(attachment.get("payload"), dict):
+            found.append(("contactMessage", {"contact": contact_of(attachment["payload"])}))
+    return found
+
+
+def preview_of(attachments: list[Any] | None) -> LinkPreview | None:
+    """The link preview (``share`` attachment) of a message, or None."""
+    for attachment in attachments or []:
+        if isinstance(attachment, dict) and attachment.get("type") == "share":
+            url = (attachment.get("payload") or {}).get("url")
+            title, description = attachment.get("title"), attachment.get("description")
+            return LinkPreview(
+                url=url if isinstance(url, str) else "",
+                title=title if isinstance(title, str) else "",
+                description=description if isinstance(description, str) else "",
+            )
+    return None
+
+
 def messages_of(
     instance_id: int, bot_user_id: int | None, message: dict[str, Any], *, chat_name: str = ""
 ) -> list[InboundMessage]:
-    """The journal messages of one Bot API ``Message``: one for its text and first file, one
-    more for each further file. Empty for a message with nothing maxgate journals yet."""
+    """The journal messages of one Bot API ``Message``: one for its text (or its first file,
+    captioned by the text), one more for each further file, location and contact. Empty for a
+    message with nothing maxgate journals (a keyboard alone)."""
     body = message.get("body") or {}
     recipient_ = message.get("recipient") or {}
     sender = message.get("sender") or {}
@@ -151,19 +217,36 @@ def messages_of(
         from_me=from_me,
         upstream_id=mid,
     )
-    files = files_of(mid, body.get("attachments"))
-    if not files:
-        # A location, contact or keyboard alone is not journaled yet (issue 13 adds them).
-        return [base] if text else []
-    return [
+    attachments = body.get("attachments")
+    files = files_of(mid, attachments)
+    preview = preview_of(attachments)
+    parts = [
         dataclasses.replace(
             base,
-            id_message=str(seq) if n == 0 else f"{seq}{n:02d}",
             type_message=type_message,
             text=None,
             caption=(text or "") if n == 0 else "",
             file=inbound,
-            upstream_id=mid if n == 0 else None,
         )
         for n, (type_message, inbound) in enumerate(files)
+    ]
+    if not files and preview is not None:
+        parts.append(
+            dataclasses.replace(
+                base, type_message="extendedTextMessage", text=text or preview.url, preview=preview
+            )
+        )
+    elif not files and text:
+        parts.append(base)
+    parts.extend(
+        dataclasses.replace(base, type_message=type_message, text=None, **fields)
+        for type_message, fields in extras_of(attachments)
+    )
+    return [
+        dataclasses.replace(
+            part,
+            id_message=str(seq) if n == 0 else f"{seq}{n:02d}",
+            upstream_id=mid if n == 0 else None,
+        )
+        for n, part in enumerate(parts)
     ]
