@@ -112,7 +112,8 @@ sandbox_app.add_typer(group_app, name="group")
 )
 def fakemax(ctx: typer.Context) -> None:
     """A fake of the MAX Bot API for tests and CI: `maxgate fakemax serve --port 8090` (see
-    docs/fakemax.md; `maxgate fakemax serve --help` lists its flags)."""
+    docs/fakemax.md; `maxgate fakemax serve --help` lists its flags; `--web-port N` adds the
+    fake of MAX's web protocol, which needs the max-user extra)."""
     from maxgate.fakemax.__main__ import main as fakemax_main
 
     fakemax_main(ctx.args)
