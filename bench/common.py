@@ -210,8 +210,36 @@ def create_instance(data_dir: Path, name: str = "") -> dict[str, Any]:
     return info
 
 
-def start_maxgate(data_dir: Path, name: str = "maxgate", **settings: str) -> Maxgate:
-    """``maxgate serve`` with rate limits off, one worker, on SERVER_CPU."""
+def before_tree(rev: str) -> Path:
+    """The maxgate source of commit ``rev`` (``git archive``) under WORK, to measure the code
+    before a change beside the code after it, in one run. Its Python packages are this
+    checkout's venv; ``source_env`` puts its ``src`` first on the path."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tree = WORK / f"before-{commit}"
+    if not (tree / "src" / "maxgate").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", commit], cwd=REPO, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    venv = tree / ".venv"
+    if not venv.exists():
+        venv.symlink_to(REPO / ".venv")
+    return tree
+
+
+def source_env(tree: Path) -> dict[str, str]:
+    """The environment that runs the maxgate (and bench) of ``tree``."""
+    return clean_env(PYTHONPATH=f"{tree / 'src'}:{tree}")
+
+
+def start_maxgate(
+    data_dir: Path, name: str = "maxgate", *, source: Path | None = None, **settings: str
+) -> Maxgate:
+    """``maxgate serve`` with rate limits off, one worker, on SERVER_CPU; ``source``: run the
+    maxgate of another tree (``before_tree``) instead of this checkout's."""
     port = free_port()
     flags: list[str] = ["--rate-limits", "false"]
     for key, value in settings.items():
@@ -229,7 +257,7 @@ def start_maxgate(data_dir: Path, name: str = "maxgate", **settings: str) -> Max
         "warning",
         *flags,
     ]
-    proc = Proc(f"{name}-{port}", argv)
+    proc = Proc(f"{name}-{port}", argv, env=source_env(source) if source else None)
     base = f"http://127.0.0.1:{port}"
     wait_ready(proc, base + "/health", port)
     return Maxgate(proc, base, data_dir)

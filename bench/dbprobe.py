@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from maxgate.api.shapes import file_link
 from maxgate.domain.instances import Instances
-from maxgate.domain.journal import _row_to_message
+from maxgate.domain.message_rows import row_to_message
 from maxgate.runtime import Runtime
 from maxgate.settings import load_settings
 from maxgate.store import tables as t
@@ -103,7 +103,7 @@ async def _probe(data_dir: Path, requests: list[tuple[str, str]], calls: int) ->
         )
         with sync_engine.connect() as conn:
             row = conn.execute(query).first()
-        return _row_to_message(row) if row else None
+        return row_to_message(row) if row else None
 
     prebuilt = _MESSAGE_QUERY.where(
         t.messages.c.instance_id == sa.bindparam("instance_id"),
@@ -115,7 +115,7 @@ async def _probe(data_dir: Path, requests: list[tuple[str, str]], calls: int) ->
         params = {"instance_id": instance_id, "chat_id": chat_id, "id_message": id_message}
         with sync_engine.connect() as conn:
             row = conn.execute(prebuilt, params).first()
-        return _row_to_message(row) if row else None
+        return row_to_message(row) if row else None
 
     def pick(i: int) -> tuple[int, str, str, str]:
         return parsed[i % len(parsed)]

@@ -8,25 +8,59 @@ journal rows over all instances and chats — against each, in alternating round
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
 from bench import dbprobe, journal_data, profiling
 from bench.common import (
+    VENV_BIN,
     WORK,
     Options,
+    before_tree,
     log,
     median,
     post_script,
     run_wrk,
+    source_env,
     start_echo,
     start_maxgate,
 )
 from bench.report import Result, Row
 
 TARGET = 0.50
+BEFORE = os.environ.get("MAXGATE_BENCH_P1_BEFORE", "121c480")
+"""The commit the architecture issue (10) started from; it asks that P1 stay within 10 % of
+what that code did. Its maxgate is measured in the same run, on its own journal of the same
+size, between the echo's and this maxgate's rounds (``MAXGATE_BENCH_P1_BEFORE=""``: skip)."""
+BEFORE_TARGET = 0.90
+
+_BUILD = (
+    "import json, sys; from pathlib import Path; from bench import journal_data as j; "
+    "s = j.build(Path(sys.argv[1]), int(sys.argv[2])); "
+    "print(json.dumps(s.sample(int(sys.argv[3]))))"
+)
+
+
+def build_before(tree: Path, folder: Path, rows: int, count: int) -> list[tuple[str, str]]:
+    """A journal built by the code of ``tree`` (its own schema), and requests sampled from it."""
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", _BUILD, str(folder), str(rows), str(count)],
+        cwd=tree,
+        env=source_env(tree),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"building the journal of {tree.name} failed: {done.stderr[-2000:]}")
+    return [(path, body) for path, body in json.loads(done.stdout.splitlines()[-1])]
 
 
 def check_once(base_url: str, path: str, body: str) -> None:
@@ -50,8 +84,10 @@ def run(options: Options) -> Result:
     result.note(
         f"journal: {rows:,} messages + {rows:,} stored files, generated in {js.seconds:.0f} s"
     )
-    requests = js.sample(2_000 if options.quick else 10_000)
+    count = 2_000 if options.quick else 10_000
+    requests = js.sample(count)
     script = post_script("p1", requests)
+    before = BEFORE if not options.quick else ""
     try:
         with contextlib.ExitStack() as stack:
             server = start_maxgate(js.data_dir)
@@ -59,14 +95,26 @@ def run(options: Options) -> Result:
             echo, echo_url = start_echo()
             stack.callback(echo.stop)
             check_once(server.base_url, *requests[0])
-            for url in (echo_url, server.base_url):
-                run_wrk(url, script, duration=2)  # warm-up
-            ours, theirs = [], []
+            targets = [(echo_url, script), (server.base_url, script)]
+            if before:
+                tree = before_tree(before)
+                log(f"  p1: a journal of {rows:,} rows for maxgate at {before}")
+                before_requests = build_before(tree, folder / "before", rows, count)
+                old = start_maxgate(folder / "before", "before", source=tree)
+                stack.callback(old.stop)
+                check_once(old.base_url, *before_requests[0])
+                targets.append((old.base_url, post_script("p1-before", before_requests)))
+            for url, lua in targets:
+                run_wrk(url, lua, duration=2)  # warm-up
+            ours, theirs, olds = [], [], []
             for n in range(options.rounds):
                 theirs.append(run_wrk(echo_url, script, duration=options.duration))
                 ours.append(run_wrk(server.base_url, script, duration=options.duration))
+                if before:
+                    olds.append(run_wrk(*targets[2], duration=options.duration))
                 log(f"  p1 round {n + 1}: echo {theirs[-1].rps:,.0f} req/s, "
-                    f"maxgate {ours[-1].rps:,.0f} req/s")  # fmt: skip
+                    f"maxgate {ours[-1].rps:,.0f} req/s"
+                    + (f", before {olds[-1].rps:,.0f} req/s" if olds else ""))  # fmt: skip
             figure = median([r.rps for r in ours])
             baseline = median([r.rps for r in theirs])
             ratio = figure / baseline
@@ -91,6 +139,26 @@ def run(options: Options) -> Result:
                     f"socket errors {sum(r.socket_errors for r in ours)}",
                 )
             )
+            if olds:
+                old_figure = median([r.rps for r in olds])
+                kept = figure / old_figure
+                result.rows.append(
+                    Row(
+                        f"downloadFile req/s, this maxgate vs maxgate at {before} (before "
+                        "issue 10), same journal size, same run",
+                        figure,
+                        "req/s",
+                        f"maxgate at {before}",
+                        old_figure,
+                        kept,
+                        f"≥ {BEFORE_TARGET:.2f}",
+                        kept >= BEFORE_TARGET and failures == 0,
+                        "rounds before "
+                        + ", ".join(f"{r.rps:,.0f}" for r in olds)
+                        + f"; echo ratio of the code before {old_figure / baseline:.2f}, "
+                        f"of this code {ratio:.2f}",
+                    )
+                )
             if options.profile and ratio < TARGET:
                 log("  p1: profiling maxgate under the same load")
                 result.profile = profiling.under_load(

@@ -223,16 +223,6 @@ def _find(table: dict[str, MethodSpec], request: Request) -> MethodSpec:
     return spec
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class V3Path:
-    """The parts of a v3 request path (the token is left out of the repr: a secret)."""
-
-    id_instance: str
-    method: str
-    token: str = dataclasses.field(repr=False)
-    extra: str | None = None
-
-
 _CORS_ERROR_HEADERS = dict([ALLOW_ORIGIN, EXPOSE])
 
 
@@ -241,32 +231,37 @@ def cors_error(exc: ApiError) -> Response:
     return error_response(exc.status, exc.message, {**_CORS_ERROR_HEADERS, **exc.headers})
 
 
-async def v3_call(services: Services, scope: Scope, receive: Receive, path: V3Path) -> Any:
+async def v3_call(scope: Scope, receive: Receive, params: dict[str, str]) -> Any:
     """Check a v3 request in the checking order and run its method.
 
-    Returns the handler's result, or a ``Response``: the preflight's for ``OPTIONS``, an error
-    for an ``ApiError``.
+    ``params`` are the route's path parameters (``id_instance``, ``method``, ``token`` and
+    maybe ``extra``). Returns the handler's result, or a ``Response``: the preflight's for
+    ``OPTIONS``, an error for an ``ApiError``.
     """
-    spec = METHODS.get(path.method.lower())
+    spec = METHODS.get(params["method"].lower())
+    extra = params.get("extra")
     try:
-        if spec is None or (path.extra is not None and not spec.takes_extra):
+        if spec is None or (extra is not None and not spec.takes_extra):
             raise ApiError(404, "Not Found")
-        if scope["method"] == "OPTIONS":
-            return preflight(spec.verbs, scope)  # no credentials to check in a preflight
-        if scope["method"] not in spec.verbs:
+        verb = scope["method"]
+        if verb not in spec.verbs:
+            if verb == "OPTIONS":
+                return preflight(spec.verbs, scope)  # no credentials to check in a preflight
             allow = ", ".join(sorted(spec.verbs))
             raise ApiError(405, "Method Not Allowed", headers={"Allow": allow})
-        raw_id = path.id_instance
+        raw_id = params["id_instance"]
         if not (raw_id.isdigit() and len(raw_id) == 10):
             raise ApiError(403, "Forbidden")
-        instance, token_ok = await services.instances.authenticate(int(raw_id), path.token)
+        state = scope["app"].state
+        services: Services = state.services
+        instance, token_ok = await services.instances.authenticate(int(raw_id), params["token"])
         if instance is None:
             raise ApiError(403, "Forbidden")
         if not token_ok:
             raise ApiError(401, "Unauthorized")
         if instance.deleted:
             raise ApiError(400, "Instance is deleted")
-        limiter: RateLimiter | None = scope["app"].state.limiter
+        limiter: RateLimiter | None = state.limiter
         if limiter is not None:
             await limiter.check(instance.id, spec.name.lower())
         if spec.messenger:
@@ -274,9 +269,7 @@ async def v3_call(services: Services, scope: Scope, receive: Receive, path: V3Pa
             require_method(instance.upstream, capabilities, spec.name)
         if spec.needs_upstream and instance.state != "authorized":
             raise ApiError(400, "instance is starting or not authorized")
-        call = Call(
-            scope, receive, instance, path.extra, body_limit=services.settings.max_json_body
-        )
+        call = Call(scope, receive, instance, extra, body_limit=services.settings.max_json_body)
         return await spec.handler(call, **handing(spec, services))
     except ApiError as exc:
         return cors_error(exc)
@@ -320,9 +313,8 @@ class V3Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         params = scope["path_params"]
-        path = V3Path(params["id_instance"], params["method"], params["token"], params.get("extra"))
         try:
-            result = await v3_call(scope["app"].state.services, scope, receive, path)
+            result = await v3_call(scope, receive, params)
         except ClientDisconnect as exc:
             # The client left, or granian could not read the body's framing (a malformed
             # chunked body reaches us as http.disconnect, and granian would answer a plain-text
@@ -332,11 +324,11 @@ class V3Endpoint:
                 await cors_error(fault_error(exc))(scope, receive, send)
             return
         except StorageFull as exc:  # no traceback: not a bug
-            log.warning("%s %s: %s", scope["method"], method_name(path.method), exc)
+            log.warning("%s %s: %s", scope["method"], method_name(params["method"]), exc)
             await cors_error(fault_error(exc))(scope, receive, send)
             return
         except Exception as exc:
-            log.exception("%s %s failed", scope["method"], method_name(path.method))
+            log.exception("%s %s failed", scope["method"], method_name(params["method"]))
             await cors_error(fault_error(exc))(scope, receive, send)  # 500, or 507
             return
         if isinstance(result, Response):
@@ -385,6 +377,14 @@ class V3Route(Route):
             params["extra"] = extra
         child = {"endpoint": self.endpoint, "path_params": params}
         return (Match.FULL if scope["method"] in ALL_VERBS else Match.PARTIAL), child
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A verb of ALL_VERBS matched in full: the endpoint answers it (405 for a method that
+        # takes another); any other verb gets Route's 405.
+        if scope["method"] in ALL_VERBS:
+            await v3_endpoint(scope, receive, send)
+        else:
+            await super().handle(scope, receive, send)
 
 
 async def partner_endpoint(request: Request) -> Response:

@@ -153,9 +153,8 @@ class CompiledLookup:
         return LookupRow(self.keys, values)
 
 
-_Job = tuple[
-    asyncio.AbstractEventLoop, "asyncio.Future[tuple[Any, ...] | None]", str, tuple[Any, ...]
-]
+_Lookup = tuple["asyncio.Future[tuple[Any, ...] | None]", str, tuple[Any, ...]]
+_Job = tuple[asyncio.AbstractEventLoop, list[_Lookup]]
 _Done = tuple[
     "asyncio.Future[tuple[Any, ...] | None]", tuple[Any, ...] | None, BaseException | None
 ]
@@ -170,11 +169,15 @@ class SqliteReader:
     a reader never waits for a writer). It is opened on the first lookup, after migrations have
     created the file.
 
-    A lookup is one hop each way. The loop queues (SQL, arguments, a future) and goes on; the
-    thread takes every lookup queued by then, runs them one after another, and completes their
-    futures with a single ``call_soon_threadsafe`` per loop: under load one wake-up of the
-    loop serves many lookups. The thread converts nothing: parameters are converted before
-    queuing and rows after (``CompiledLookup``), on the loop, so it holds the GIL only briefly.
+    A lookup is one hop each way, and a hop is paid per batch, not per lookup. The loop notes
+    (SQL, arguments, a future) and goes on; the lookups noted during one turn of the loop go
+    to the thread together, as one job, at the end of that turn (``call_soon``); the thread
+    runs every job queued by then, one lookup after another, and completes their futures with
+    a single ``call_soon_threadsafe`` per loop. Waking a thread costs more than the lookup
+    itself (tens of µs in a VM, where a wake-up on another CPU is an interrupt between
+    virtual CPUs), so under load one wake-up each way serves many lookups. The thread
+    converts nothing: parameters are converted before queuing and rows after
+    (``CompiledLookup``), on the loop, so it holds the GIL only briefly.
 
     Measured (downloadFile's join on a 100k-row journal, 2-vCPU VM): a lookup costs ~13 µs on
     the loop itself, ~29 µs one at a time through this thread (two wake-ups) and ~16 µs CPU each
@@ -190,6 +193,8 @@ class SqliteReader:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # The lookups noted during this turn of each loop, sent to the thread at its end.
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Lookup]] = {}
         # id(statement) -> (statement, its compiled form); the statement is kept so that its
         # id cannot be reused by another object while the entry exists.
         self._compiled: dict[int, tuple[sa.Select[Any], CompiledLookup | None]] = {}
@@ -215,12 +220,21 @@ class SqliteReader:
         arguments = lookup.arguments(params)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, ...] | None] = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._send, loop)
+        pending.append((future, lookup.sql, arguments))
+        values = await future
+        return lookup.row(values) if values is not None else None
+
+    def _send(self, loop: asyncio.AbstractEventLoop) -> None:
+        """At the end of a turn of ``loop``: hand the lookups it noted to the thread."""
+        batch = self._pending.pop(loop)
         thread = self._thread
         if thread is None or not thread.is_alive():  # first use, or a forked child
             self._start()
-        self._jobs.put((loop, future, lookup.sql, arguments))
-        values = await future
-        return lookup.row(values) if values is not None else None
+        self._jobs.put((loop, batch))
 
     async def close(self) -> None:
         """Stop the thread, which closes the connection (a later lookup starts them again)."""
@@ -249,25 +263,27 @@ class SqliteReader:
             while True:
                 batch = [jobs.get()]
                 with contextlib.suppress(queue.Empty):
-                    while len(batch) < 256:
+                    while len(batch) < 64:
                         batch.append(jobs.get_nowait())
                 done: dict[asyncio.AbstractEventLoop, list[_Done]] = collections.defaultdict(list)
                 for job in batch:
                     if job is None:
                         _complete_all(done)
                         return
-                    loop, future, sql, arguments = job
-                    try:
-                        if conn is None:
-                            conn = self._connect()
-                        cursor = conn.execute(sql, arguments)
+                    loop, lookups = job
+                    finished = done[loop]
+                    for future, sql, arguments in lookups:
                         try:
-                            row = cursor.fetchone()
-                        finally:
-                            cursor.close()  # resets the statement: its read transaction ends
-                        done[loop].append((future, row, None))
-                    except Exception as exc:  # delivered to the caller, as it would be inline
-                        done[loop].append((future, None, exc))
+                            if conn is None:
+                                conn = self._connect()
+                            cursor = conn.execute(sql, arguments)
+                            try:
+                                row = cursor.fetchone()
+                            finally:
+                                cursor.close()  # resets the statement: its read transaction ends
+                            finished.append((future, row, None))
+                        except Exception as exc:  # delivered to the caller, as it would be inline
+                            finished.append((future, None, exc))
                 _complete_all(done)
         finally:
             if conn is not None:
