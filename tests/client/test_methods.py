@@ -30,6 +30,8 @@ from maxgate.client import (
     InstanceSettings,
     JournalItem,
     LoggedOut,
+    PasswordResult,
+    PasswordStatus,
     QrCode,
     QueuedMessage,
     Rebooted,
@@ -232,17 +234,34 @@ async def test_reboot_logout_and_qr(api: Api) -> None:
         await asyncio.sleep(0.05)
 
 
+async def test_send_authorization_password_of_a_logged_in_account(api: Api) -> None:
+    done = await api.send_authorization_password("secret")
+    assert done == PasswordResult(
+        status=True, data=PasswordStatus(status="fail", reason="already_registered")
+    )
+
+
 # Arguments for one call of each client method (what the server answers does not matter here).
 SAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "send_message": ("1", "x"),
     "send_file_by_upload": ("1", io.BytesIO(b"x")),
     "send_file_by_url": ("1", "http://x/f", "f.txt"),
+    "send_location": ("1", 55.75, 37.61),
+    "send_contact": ("1", 79001234568),
+    "forward_messages": ("1", "2", ["3"]),
+    "edit_message": ("1", "2", "x"),
+    "delete_message": ("1", "2"),
+    "send_typing": ("1",),
+    "read_chat": ("1",),
+    "get_contact_info": ("1",),
+    "get_avatar": ("1",),
     "upload_file": (io.BytesIO(b"x"),),
     "download_file_link": ("1", "2"),
     "delete_notification": (1,),
     "get_chat_history": ("1",),
     "get_message": ("1", "2"),
     "check_account": (79990000001,),
+    "send_authorization_password": ("secret",),
 }
 SAMPLE_KWARGS: dict[str, dict[str, Any]] = {"set_settings": {"incoming_webhook": True}}
 

@@ -1,9 +1,16 @@
-"""``AsyncClient``: the asyncio GREEN-API v3 client (the same methods as ``Client``, awaited)."""
+"""``AsyncClient``: the asyncio GREEN-API v3 client (the same methods as ``Client``, awaited).
+
+Over 500 lines because it is one class with a method per v3 method, and ``_async.py`` is the
+one source of both clients (``_sync.py`` is generated from it by scripts/unasync); the request
+and answer of each method (``_wire``), the download state (``_download``), the streamed bodies
+(``_upload``) and the retry budget (``_retry``) already live beside it: what is left is the
+I/O of each call.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -32,16 +39,22 @@ from maxgate.client._exceptions import DownloadError, RateLimitError
 from maxgate.client._models import (
     AccountCheck,
     AccountSettings,
+    Avatar,
     Chat,
+    ChatRead,
     Cleared,
+    Contact,
+    ContactInfo,
     Count,
     DeleteResult,
     Downloaded,
     DownloadLink,
+    Forwarded,
     InstanceSettings,
     JournalItem,
     LoggedOut,
     Notification,
+    PasswordResult,
     QrCode,
     QueuedMessage,
     Rebooted,
@@ -154,6 +167,58 @@ class AsyncClient:
         )
         return await self._call(call)
 
+    async def send_location(
+        self,
+        chat_id: str,
+        latitude: float,
+        longitude: float,
+        *,
+        name_location: str | None = None,
+        address: str | None = None,
+        quoted_message_id: str | None = None,
+    ) -> SentMessage:
+        """sendLocation: queue a location (latitude -90 to 90, longitude -180 to 180)."""
+        call = wire.send_location(
+            chat_id,
+            latitude,
+            longitude,
+            name_location=name_location,
+            address=address,
+            quoted_message_id=quoted_message_id,
+        )
+        return await self._call(call)
+
+    async def send_contact(
+        self,
+        chat_id: str,
+        phone_contact: int,
+        *,
+        first_name: str | None = None,
+        middle_name: str | None = None,
+        last_name: str | None = None,
+        company: str | None = None,
+        quoted_message_id: str | None = None,
+    ) -> SentMessage:
+        """sendContact: queue a contact card (``phone_contact`` is 11 or 12 digits, no ``+``;
+        the server wants at least one of the names or ``company``)."""
+        names = {
+            "firstName": first_name,
+            "middleName": middle_name,
+            "lastName": last_name,
+            "company": company,
+        }
+        call = wire.send_contact(
+            chat_id, phone_contact, names=names, quoted_message_id=quoted_message_id
+        )
+        return await self._call(call)
+
+    async def forward_messages(
+        self, chat_id: str, chat_id_from: str, messages: Sequence[str]
+    ) -> Forwarded:
+        """forwardMessages: copy messages (their idMessage, up to 100) of ``chat_id_from`` to
+        ``chat_id``; each copy gets a new idMessage."""
+        return await self._call(wire.forward_messages(chat_id, chat_id_from, messages))
+
     async def send_file_by_upload(
         self,
         chat_id: str,
@@ -198,6 +263,39 @@ class AsyncClient:
         """uploadFile: store a file (streamed) and get a link for :meth:`send_file_by_url`."""
         source = Source(file, file_name=file_name)
         return await self._call(wire.UPLOAD_FILE, Body(source, progress=progress, name_header=True))
+
+    # --- service -----------------------------------------------------------------------------
+
+    async def edit_message(self, chat_id: str, id_message: str, message: str) -> SentMessage:
+        """editMessage: change the text of a sent text message (up to 4000 characters)."""
+        return await self._call(wire.edit_message(chat_id, id_message, message))
+
+    async def delete_message(self, chat_id: str, id_message: str) -> None:
+        """deleteMessage: remove a sent message for everybody."""
+        await self._call(wire.delete_message(chat_id, id_message))
+
+    async def send_typing(
+        self, chat_id: str, *, typing_time: int | None = None, typing_type: str | None = None
+    ) -> None:
+        """sendTyping: show "typing…" for ``typing_time`` ms (1000 to 20000, server default
+        1000); ``typing_type="recording"`` shows "recording…" instead."""
+        await self._call(wire.send_typing(chat_id, typing_time, typing_type))
+
+    async def read_chat(self, chat_id: str, *, id_message: str | None = None) -> ChatRead:
+        """readChat: mark the chat's incoming messages read (only ``id_message``, if given)."""
+        return await self._call(wire.read_chat(chat_id, id_message))
+
+    async def get_contacts(self) -> list[Contact]:
+        """getContacts: the account's contacts."""
+        return await self._call(wire.GET_CONTACTS)
+
+    async def get_contact_info(self, chat_id: str) -> ContactInfo:
+        """getContactInfo: what the messenger tells of a person (not of a group)."""
+        return await self._call(wire.get_contact_info(chat_id))
+
+    async def get_avatar(self, chat_id: str) -> Avatar:
+        """getAvatar: the picture of a person or group."""
+        return await self._call(wire.get_avatar(chat_id))
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -405,6 +503,11 @@ class AsyncClient:
     async def qr(self) -> QrCode:
         """qr: a QR code to log the account in, or ``alreadyLogged``."""
         return await self._call(wire.QR)
+
+    async def send_authorization_password(self, password: str) -> PasswordResult:
+        """sendAuthorizationPassword: finish a :meth:`qr` login with the account's two-factor
+        password; ``data.status`` is ``success`` or ``fail`` (``data.reason`` says why)."""
+        return await self._call(wire.send_authorization_password(password))
 
     async def check_account(self, phone_number: int) -> AccountCheck:
         """checkAccount: whether a phone number has an account."""

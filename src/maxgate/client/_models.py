@@ -14,14 +14,19 @@ import msgspec
 __all__ = [
     "AccountCheck",
     "AccountSettings",
+    "Avatar",
     "Chat",
+    "ChatRead",
     "Cleared",
+    "Contact",
+    "ContactInfo",
     "Count",
     "DeleteResult",
     "DownloadLink",
     "Downloaded",
     "ExtendedTextMessageData",
     "FileMessageData",
+    "Forwarded",
     "InstanceData",
     "InstanceSettings",
     "JournalItem",
@@ -29,6 +34,8 @@ __all__ = [
     "MessageData",
     "Notification",
     "NotificationBody",
+    "PasswordResult",
+    "PasswordStatus",
     "QrCode",
     "QueuedMessage",
     "QueuedMessageBody",
@@ -50,7 +57,8 @@ class _Wire(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
 
 
 class SentMessage(_Wire, frozen=True):
-    """sendMessage: the id of the queued message."""
+    """sendMessage, sendLocation, sendContact: the id of the queued message; editMessage: the
+    id of the edited one (unchanged)."""
 
     id_message: str
 
@@ -98,8 +106,16 @@ class JournalItem(_Wire, frozen=True):
     is_forwarded: bool = False
     forwarding_score: int = 0
     quoted_message: dict[str, Any] | None = None
+    location: dict[str, Any] | None = None
+    contact: dict[str, Any] | None = None
     is_edited: bool = False
     is_deleted: bool = False
+
+
+class Forwarded(_Wire, frozen=True):
+    """forwardMessages: the new idMessage of each forwarded copy, in the order asked."""
+
+    messages: list[str]
 
 
 class Chat(_Wire, frozen=True):
@@ -107,6 +123,38 @@ class Chat(_Wire, frozen=True):
 
     chat_id: str
     phone_number: int = 0
+
+
+class ChatRead(_Wire, frozen=True):
+    """readChat."""
+
+    set_read: bool
+
+
+class Contact(_Wire, frozen=True):
+    """getContacts: one contact; ``type`` is ``user`` or ``group``."""
+
+    chat_id: str
+    name: str = ""
+    contact_name: str = ""
+    type: str = ""
+    phone_number: int = 0
+
+
+class ContactInfo(_Wire, frozen=True):
+    """getContactInfo: what the messenger tells of a person (empty fields when unknown)."""
+
+    chat_id: str = ""
+    avatar: str = ""
+    name: str = ""
+    contact_name: str = ""
+    phone_number: int = 0
+
+
+class Avatar(_Wire, frozen=True):
+    """getAvatar: a link to the picture of a person or group, ``""`` when none is set."""
+
+    url_avatar: str = ""
 
 
 class StateInstance(_Wire, frozen=True):
@@ -167,6 +215,22 @@ class QrCode(_Wire, frozen=True):
 
     type: str
     message: str = ""
+
+
+class PasswordStatus(_Wire, frozen=True):
+    """Whether the password logged the account in: ``status`` is ``success`` or ``fail``, and
+    ``reason`` says why not (``already_registered``, ``invalid_password``,
+    ``authorization_not_started``, ``timeout``)."""
+
+    status: str
+    reason: str = ""
+
+
+class PasswordResult(_Wire, frozen=True):
+    """sendAuthorizationPassword: the request was taken (``status``); ``data`` tells the rest."""
+
+    status: bool
+    data: PasswordStatus
 
 
 class AccountCheck(_Wire, frozen=True):

@@ -1,10 +1,17 @@
 # Generated from _async.py by scripts/unasync: edit that file, not this one.
-"""``Client``: the blocking GREEN-API v3 client."""
+"""``Client``: the blocking GREEN-API v3 client.
+
+Over 500 lines because it is one class with a method per v3 method, and ``_async.py`` is the
+one source of both clients (``_sync.py`` is generated from it by scripts/unasync); the request
+and answer of each method (``_wire``), the download state (``_download``), the streamed bodies
+(``_upload``) and the retry budget (``_retry``) already live beside it: what is left is the
+I/O of each call.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -33,16 +40,22 @@ from maxgate.client._exceptions import DownloadError, RateLimitError
 from maxgate.client._models import (
     AccountCheck,
     AccountSettings,
+    Avatar,
     Chat,
+    ChatRead,
     Cleared,
+    Contact,
+    ContactInfo,
     Count,
     DeleteResult,
     Downloaded,
     DownloadLink,
+    Forwarded,
     InstanceSettings,
     JournalItem,
     LoggedOut,
     Notification,
+    PasswordResult,
     QrCode,
     QueuedMessage,
     Rebooted,
@@ -154,6 +167,58 @@ class Client:
         )
         return self._call(call)
 
+    def send_location(
+        self,
+        chat_id: str,
+        latitude: float,
+        longitude: float,
+        *,
+        name_location: str | None = None,
+        address: str | None = None,
+        quoted_message_id: str | None = None,
+    ) -> SentMessage:
+        """sendLocation: queue a location (latitude -90 to 90, longitude -180 to 180)."""
+        call = wire.send_location(
+            chat_id,
+            latitude,
+            longitude,
+            name_location=name_location,
+            address=address,
+            quoted_message_id=quoted_message_id,
+        )
+        return self._call(call)
+
+    def send_contact(
+        self,
+        chat_id: str,
+        phone_contact: int,
+        *,
+        first_name: str | None = None,
+        middle_name: str | None = None,
+        last_name: str | None = None,
+        company: str | None = None,
+        quoted_message_id: str | None = None,
+    ) -> SentMessage:
+        """sendContact: queue a contact card (``phone_contact`` is 11 or 12 digits, no ``+``;
+        the server wants at least one of the names or ``company``)."""
+        names = {
+            "firstName": first_name,
+            "middleName": middle_name,
+            "lastName": last_name,
+            "company": company,
+        }
+        call = wire.send_contact(
+            chat_id, phone_contact, names=names, quoted_message_id=quoted_message_id
+        )
+        return self._call(call)
+
+    def forward_messages(
+        self, chat_id: str, chat_id_from: str, messages: Sequence[str]
+    ) -> Forwarded:
+        """forwardMessages: copy messages (their idMessage, up to 100) of ``chat_id_from`` to
+        ``chat_id``; each copy gets a new idMessage."""
+        return self._call(wire.forward_messages(chat_id, chat_id_from, messages))
+
     def send_file_by_upload(
         self,
         chat_id: str,
@@ -196,6 +261,39 @@ class Client:
         """uploadFile: store a file (streamed) and get a link for :meth:`send_file_by_url`."""
         source = Source(file, file_name=file_name)
         return self._call(wire.UPLOAD_FILE, Body(source, progress=progress, name_header=True))
+
+    # --- service -----------------------------------------------------------------------------
+
+    def edit_message(self, chat_id: str, id_message: str, message: str) -> SentMessage:
+        """editMessage: change the text of a sent text message (up to 4000 characters)."""
+        return self._call(wire.edit_message(chat_id, id_message, message))
+
+    def delete_message(self, chat_id: str, id_message: str) -> None:
+        """deleteMessage: remove a sent message for everybody."""
+        self._call(wire.delete_message(chat_id, id_message))
+
+    def send_typing(
+        self, chat_id: str, *, typing_time: int | None = None, typing_type: str | None = None
+    ) -> None:
+        """sendTyping: show "typing…" for ``typing_time`` ms (1000 to 20000, server default
+        1000); ``typing_type="recording"`` shows "recording…" instead."""
+        self._call(wire.send_typing(chat_id, typing_time, typing_type))
+
+    def read_chat(self, chat_id: str, *, id_message: str | None = None) -> ChatRead:
+        """readChat: mark the chat's incoming messages read (only ``id_message``, if given)."""
+        return self._call(wire.read_chat(chat_id, id_message))
+
+    def get_contacts(self) -> list[Contact]:
+        """getContacts: the account's contacts."""
+        return self._call(wire.GET_CONTACTS)
+
+    def get_contact_info(self, chat_id: str) -> ContactInfo:
+        """getContactInfo: what the messenger tells of a person (not of a group)."""
+        return self._call(wire.get_contact_info(chat_id))
+
+    def get_avatar(self, chat_id: str) -> Avatar:
+        """getAvatar: the picture of a person or group."""
+        return self._call(wire.get_avatar(chat_id))
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -397,6 +495,11 @@ class Client:
     def qr(self) -> QrCode:
         """qr: a QR code to log the account in, or ``alreadyLogged``."""
         return self._call(wire.QR)
+
+    def send_authorization_password(self, password: str) -> PasswordResult:
+        """sendAuthorizationPassword: finish a :meth:`qr` login with the account's two-factor
+        password; ``data.status`` is ``success`` or ``fail`` (``data.reason`` says why)."""
+        return self._call(wire.send_authorization_password(password))
 
     def check_account(self, phone_number: int) -> AccountCheck:
         """checkAccount: whether a phone number has an account."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -17,16 +17,22 @@ from maxgate.client._exceptions import ApiStatusError, DecodeError, status_error
 from maxgate.client._models import (
     AccountCheck,
     AccountSettings,
+    Avatar,
     Chat,
+    ChatRead,
     Cleared,
+    Contact,
+    ContactInfo,
     Count,
     DeleteResult,
     DownloadLink,
+    Forwarded,
     InstanceSettings,
     JournalItem,
     LoggedOut,
     Notification,
     NotificationBody,
+    PasswordResult,
     QrCode,
     QueuedMessage,
     Rebooted,
@@ -147,6 +153,21 @@ def _body(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def nothing(method: str) -> Callable[[bytes], None]:
+    """The decoder of an answer that carries nothing: ``{}`` (maxgate) or an empty body (the
+    vendor's, for some methods); anything but a JSON object is a DecodeError."""
+
+    def decode_nothing(content: bytes) -> None:
+        if not content.strip():
+            return
+        try:
+            msgspec.json.decode(content, type=dict[str, Any])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise DecodeError(f"{method}: unexpected answer: {exc}") from exc
+
+    return decode_nothing
+
+
 # --- Sending ---------------------------------------------------------------------------------
 
 
@@ -199,6 +220,87 @@ def upload_fields(
     return _body(
         chatId=chat_id, fileName=file_name, caption=caption, quotedMessageId=quoted_message_id
     )
+
+
+def send_location(
+    chat_id: str,
+    latitude: float,
+    longitude: float,
+    *,
+    name_location: str | None,
+    address: str | None,
+    quoted_message_id: str | None,
+) -> Call[SentMessage]:
+    """sendLocation."""
+    body = _body(
+        chatId=chat_id,
+        latitude=latitude,
+        longitude=longitude,
+        nameLocation=name_location,
+        address=address,
+        quotedMessageId=quoted_message_id,
+    )
+    return Call("sendLocation", "POST", SentMessage, json=body)
+
+
+def send_contact(
+    chat_id: str,
+    phone_contact: int,
+    *,
+    names: Mapping[str, str | None],
+    quoted_message_id: str | None,
+) -> Call[SentMessage]:
+    """sendContact: ``names`` are the card's firstName, middleName, lastName, company."""
+    contact = _body(phoneContact=phone_contact, **names)
+    body = _body(chatId=chat_id, contact=contact, quotedMessageId=quoted_message_id)
+    return Call("sendContact", "POST", SentMessage, json=body)
+
+
+def forward_messages(chat_id: str, chat_id_from: str, messages: Sequence[str]) -> Call[Forwarded]:
+    """forwardMessages."""
+    if isinstance(messages, str):
+        raise TypeError("messages is a sequence of idMessage, not one string")
+    body = {"chatId": chat_id, "chatIdFrom": chat_id_from, "messages": list(messages)}
+    return Call("forwardMessages", "POST", Forwarded, json=body)
+
+
+# --- Service ---------------------------------------------------------------------------------
+
+
+def edit_message(chat_id: str, id_message: str, message: str) -> Call[SentMessage]:
+    """editMessage."""
+    body = {"chatId": chat_id, "idMessage": id_message, "message": message}
+    return Call("editMessage", "POST", SentMessage, json=body)
+
+
+def delete_message(chat_id: str, id_message: str) -> Call[None]:
+    """deleteMessage."""
+    body = {"chatId": chat_id, "idMessage": id_message}
+    return Call("deleteMessage", "POST", None, json=body, decoder=nothing("deleteMessage"))
+
+
+def send_typing(chat_id: str, typing_time: int | None, typing_type: str | None) -> Call[None]:
+    """sendTyping."""
+    body = _body(chatId=chat_id, typingTime=typing_time, typingType=typing_type)
+    return Call("sendTyping", "POST", None, json=body, decoder=nothing("sendTyping"))
+
+
+def read_chat(chat_id: str, id_message: str | None) -> Call[ChatRead]:
+    """readChat."""
+    return Call("readChat", "POST", ChatRead, json=_body(chatId=chat_id, idMessage=id_message))
+
+
+GET_CONTACTS: Call[list[Contact]] = Call("getContacts", "GET", list[Contact])
+
+
+def get_contact_info(chat_id: str) -> Call[ContactInfo]:
+    """getContactInfo."""
+    return Call("getContactInfo", "POST", ContactInfo, json={"chatId": chat_id})
+
+
+def get_avatar(chat_id: str) -> Call[Avatar]:
+    """getAvatar."""
+    return Call("getAvatar", "POST", Avatar, json={"chatId": chat_id})
 
 
 # --- Receiving -------------------------------------------------------------------------------
@@ -316,6 +418,11 @@ def set_settings(
     if not body:
         raise ValueError("set_settings needs at least one setting")
     return Call("setSettings", "POST", SettingsSaved, json=body)
+
+
+def send_authorization_password(password: str) -> Call[PasswordResult]:
+    """sendAuthorizationPassword."""
+    return Call("sendAuthorizationPassword", "POST", PasswordResult, json={"password": password})
 
 
 def check_account(phone_number: int) -> Call[AccountCheck]:
