@@ -65,6 +65,9 @@ from maxgate.settings import (
     setting,
     with_generated_secrets,
 )
+from maxgate.upstream.maxuser import WARNING as MAXUSER_WARNING
+from maxgate.upstream.maxuser import MaxUser
+from maxgate.upstream.maxuser.adapter import available as maxuser_available
 
 T = TypeVar("T")
 
@@ -367,8 +370,8 @@ def instance_create(
         typer.Option(
             "--upstream",
             metavar="KIND",
-            help="The messenger behind the instance (sandbox | maxbot); default: the setting "
-            "upstream.",
+            help="The messenger behind the instance (sandbox | maxbot | maxuser); default: the "
+            "setting upstream.",
         ),
     ] = None,
     bot_token_file: Annotated[
@@ -389,9 +392,20 @@ def instance_create(
     bot_token = _read_secret_file(bot_token_file) if bot_token_file is not None else None
 
     async def create(rt: Runtime) -> tuple[Instance, str]:
-        return await rt.create_instance(name=name, upstream=upstream, bot_token=bot_token)
+        if upstream != MaxUser.kind:
+            return await rt.create_instance(name=name, upstream=upstream, bot_token=bot_token)
+        if not maxuser_available():
+            raise ConfigError("a maxuser instance needs PyMax: pip install 'maxgate[max-user]'")
+        made, secret = await rt.create_instance(name=name, upstream=upstream, bot_token=bot_token)
+        await rt.maxuser.enroll(made.id)  # notAuthorized until its QR code is scanned
+        return (await rt.instances.get(made.id)) or made, secret
 
     instance, token = _run(settings, create)
+    if upstream == MaxUser.kind:
+        err.print(
+            f"[yellow]warning:[/] {MAXUSER_WARNING}. Log the account in by scanning the QR "
+            "code of the instance's `qr` method with MAX on the phone (docs/max-user.md)."
+        )
     info = instance_info(settings, instance, token)
     if as_json:
         sys.stdout.write(json.dumps(info) + "\n")

@@ -33,6 +33,7 @@ from maxgate.upstream.counting import CountingUpstream
 from maxgate.upstream.maxbot import MaxBot
 from maxgate.upstream.maxbot.adapter import WEBHOOK_PATH
 from maxgate.upstream.maxbot.api import trusted_context
+from maxgate.upstream.maxuser import MaxUser
 from maxgate.upstream.router import Upstreams
 from maxgate.upstream.sandbox import Sandbox
 
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 TEMP_BLOB_AGE = 6 * 3600.0
 SWEEP_INTERVAL = 60.0
+MIRROR_BATCH = 500  # files a mirroring pass takes at most (it takes new arrivals as it goes)
+MIRROR_IDLE = 5.0  # seconds between looks for due retries when nothing arrives
 
 
 def _sandbox(runtime: Runtime) -> Upstream:
@@ -50,6 +53,10 @@ def _maxbot(runtime: Runtime) -> Upstream:
     return runtime.maxbot
 
 
+def _maxuser(runtime: Runtime) -> Upstream:
+    return runtime.maxuser
+
+
 def _webhook_base(settings: Settings) -> str:
     """Where MAX delivers maxbot updates (``maxbot_updates``): "" for polling."""
     mode = settings.maxbot_updates
@@ -58,7 +65,11 @@ def _webhook_base(settings: Settings) -> str:
     return settings.base_url + WEBHOOK_PATH if mode == "webhook" else ""
 
 
-UPSTREAM_KINDS: dict[str, Callable[[Runtime], Upstream]] = {"sandbox": _sandbox, "maxbot": _maxbot}
+UPSTREAM_KINDS: dict[str, Callable[[Runtime], Upstream]] = {
+    "sandbox": _sandbox,
+    "maxbot": _maxbot,
+    "maxuser": _maxuser,
+}
 """The messenger adapters a server can host, by kind: a builder from the runtime's parts. A
 new upstream is one module in ``maxgate.upstream`` implementing ``Upstream``, registered here;
 each instance names its kind (``instance create --upstream``), the setting ``upstream`` the
@@ -81,10 +92,17 @@ class Runtime:
             self.db,
             lambda: self.max_http,
             base_url=settings.maxbot_base_url,
-            rps=settings.maxbot_rps,
+            # Each worker process paces its own calls: the token's budget is split between them.
+            rps=max(1, settings.maxbot_rps // settings.workers),
             poll_timeout=settings.maxbot_poll_timeout,
             file_size_limit=MAX_FILE_SIZE_CAP,
             webhook_base=_webhook_base(settings),
+        )
+        self.maxuser = MaxUser(
+            self.db,
+            url=settings.maxuser_url,
+            send_interval=settings.maxuser_send_interval,
+            lock_path=settings.data_path / "maxuser.lock",
         )
         # One adapter per kind; each instance's calls go to its own kind's (upstream/router.py).
         self.upstreams = Upstreams(
@@ -102,6 +120,7 @@ class Runtime:
             # clients upload; refusing a received file would make it undownloadable for good.
             max_size=MAX_FILE_SIZE_CAP,
             fetch_timeout=settings.outbound_timeout,
+            mirror_concurrency=settings.mirror_concurrency,
         )
         self.signer = LinkSigner(settings.link_key.reveal(), settings.base_url)
         self.notifications = Notifications(
@@ -127,14 +146,22 @@ class Runtime:
             retry_delays=settings.webhook_retry_delays,
         )
         self.notifications.on_added = self.webhooks.notify
-        self._mirror_wake = asyncio.Event()
         if settings.mirror_mode == "eager":
-            self.journal.on_remote_file = self._mirror_wake.set
+            self.journal.on_remote_file = self.files.remote_arrived
         self._workers: list[asyncio.Task[None]] = []
+        self._kinds: dict[int, str] = {}  # instance id -> upstream kind (_upstream_kind)
 
     async def _upstream_kind(self, instance_id: int) -> str | None:
-        instance = await self.instances.get(instance_id)
-        return instance.upstream if instance is not None else None
+        # An instance's kind never changes (nor does its id go to another): each is read once.
+        kind = self._kinds.get(instance_id)
+        if kind is None:
+            instance = await self.instances.get(instance_id)
+            if instance is None:
+                return None
+            if len(self._kinds) >= 100_000:
+                self._kinds.clear()
+            kind = self._kinds[instance_id] = instance.upstream
+        return kind
 
     @property
     def http(self) -> OutboundClient:
@@ -200,20 +227,20 @@ class Runtime:
         ]
         self._workers.append(asyncio.create_task(self._sweep_loop(), name="maxgate-sweep"))
         self._workers.append(asyncio.create_task(self.maxbot.run(), name="maxgate-maxbot"))
+        self._workers.append(asyncio.create_task(self.maxuser.run(), name="maxgate-maxuser"))
         if self.settings.mirror_mode == "eager":
             self._workers.append(asyncio.create_task(self._mirror_loop(), name="maxgate-mirror"))
 
     async def _mirror_loop(self) -> None:
+        """Mirror received files as they are journaled (woken by ``Files.remote_arrived``),
+        and every MIRROR_IDLE seconds those whose retry is due."""
         while True:
-            self._mirror_wake.clear()
             try:
-                while await self.files.mirror_pending() > 0:
+                while await self.files.mirror_pending(batch=MIRROR_BATCH) > 0:
                     pass
             except MaxgateError:
                 log.exception("mirroring failed; retrying")
-            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see Outbox.run
-                async with asyncio.timeout(5.0):
-                    await self._mirror_wake.wait()
+            await self.files.wait_for_remote(MIRROR_IDLE)
 
     async def _sweep_loop(self) -> None:
         """Evict expired bytes every SWEEP_INTERVAL; drop crash leftovers hourly."""

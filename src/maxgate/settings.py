@@ -332,6 +332,20 @@ SETTINGS: tuple[Setting, ...] = (
         30,
         "Seconds one long poll of GET /updates waits for updates (MAX allows up to 90).",
     ),
+    Setting(
+        "maxuser_url",
+        "str",
+        "wss://api.oneme.ru/websocket",
+        "WebSocket URL of MAX's web protocol for maxuser instances (PyMax's WebClient; "
+        "docs/max-user.md).",
+    ),
+    Setting(
+        "maxuser_send_interval",
+        "duration",
+        3.0,
+        "Least time between two messages of one maxuser account, on top of "
+        "delaySendMessagesMilliseconds: the operator's protection against a ban by MAX.",
+    ),
     Setting("max_json_body", "size", 1024**2, "Largest JSON request body."),
     Setting(
         "notification_retention",
@@ -358,6 +372,13 @@ SETTINGS: tuple[Setting, ...] = (
         "eager",
         "eager: copy received files into storage at once; lazy: only when first asked for.",
         choices=("eager", "lazy"),
+    ),
+    Setting(
+        "mirror_concurrency",
+        "int",
+        4,
+        "Received files fetched at once by eager mirroring (at least 1): one file's round trips "
+        "overlap the others' transfers.",
     ),
     Setting("rate_limits", "bool", True, "Per-instance, per-method request rate limits (spec §5)."),
     Setting(
@@ -461,11 +482,14 @@ class Settings:
     maxbot_rps: int = 30
     maxbot_updates: str = "auto"
     maxbot_poll_timeout: int = 30
+    maxuser_url: str = "wss://api.oneme.ru/websocket"
+    maxuser_send_interval: float = 3.0
     max_json_body: int = 1024**2
     notification_retention: float = 86400.0
     webhook_timeout: float = 10.0
     webhook_retry_delays: tuple[float, ...] = (5.0, 10.0, 60.0)
     mirror_mode: str = "eager"
+    mirror_concurrency: int = 4
     rate_limits: bool = True
     rate_limit_overrides: str = ""
     rate_limit_storage: str = "memory://"
@@ -584,6 +608,11 @@ def load_settings(
                 f"setting {name} ({setting(name).env}): expected a positive "
                 f"duration, got {value:g} seconds"
             )
+    if settings.mirror_concurrency < 1:
+        raise ConfigError(
+            f"setting mirror_concurrency ({setting('mirror_concurrency').env}): expected a "
+            f"number of files of at least 1, got {settings.mirror_concurrency}"
+        )
     if generate_secrets:
         settings = with_generated_secrets(settings)
     return settings

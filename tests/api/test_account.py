@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
+from maxgate.runtime import Runtime
+from maxgate.upstream import sandboxlogin
 from tests.api._support import (
     CONTACT,
     assert_error,
@@ -268,3 +272,34 @@ async def test_queues_are_per_instance(
     assert ok(await client.get(other_account.url("showMessagesQueue"))) == []
     assert ok(await client.get(other_account.url("clearMessagesQueue"))) == {"isCleared": True}
     assert ok(await client.get(account.url("getMessagesCount"))) == {"count": 1}
+
+
+async def test_send_authorization_password_finishes_a_two_factor_qr_login(
+    client: httpx.AsyncClient, runtime: Runtime, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandboxlogin, "QR_SCAN_SECONDS", 0.01)
+    url = account.url("sendAuthorizationPassword")
+
+    def failed(reason: str) -> dict[str, object]:
+        return {"status": True, "data": {"status": "fail", "reason": reason}}
+
+    assert ok(await client.post(url, json={"password": "x"})) == failed("already_registered")
+    runtime.sandbox.set_password(account.id, "correct horse")
+    assert ok(await client.get(account.url("logout"))) == {"isLogout": True}
+    assert ok(await client.post(url, json={"password": "x"})) == failed("authorization_not_started")
+    assert ok(await client.get(account.url("qr")))["type"] == "qrCode"
+    for _ in range(200):  # the sandbox's phone scans the code
+        if runtime.sandbox.awaits_password(account.id):
+            break
+        await asyncio.sleep(0.05)
+    assert ok(await client.post(url, json={"password": "wrong"})) == failed("invalid_password")
+    assert ok(await client.post(url, json={})) == failed("invalid_password")  # optional field
+    answer = ok(await client.post(url, json={"password": "correct horse"}))
+    assert answer == {"status": True, "data": {"status": "success"}}
+    state = ok(await client.get(account.url("getStateInstance")))
+    assert state == {"stateInstance": "authorized"}
+    assert_error(
+        await client.post(url, json={"password": 5}),
+        400,
+        "Validation failed. Details: 'password' must be a string",
+    )

@@ -91,8 +91,10 @@ async def test_what_the_kind_has_and_what_maxgate_answers_alone_still_work(
 async def test_a_kind_this_server_has_no_adapter_for_can_do_no_messenger_method(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    account = await _account(runtime, "maxuser")
-    assert_error(await client.get(account.url("reboot")), 400, not_available("reboot", "maxuser"))
+    account = await _account(runtime, "nosuchkind")
+    assert_error(
+        await client.get(account.url("reboot")), 400, not_available("reboot", "nosuchkind")
+    )
     assert (await client.get(account.url("getSettings"))).status_code == 200
 
 

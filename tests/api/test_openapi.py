@@ -18,7 +18,7 @@ from maxgate.api.openapi import ASSETS, STATIC, build_document, method_path, ope
 from maxgate.api.routing import METHODS, PARTNER_METHODS, MethodSpec, V3Route, partner_endpoint
 from maxgate.api.schemas import object_schema
 from maxgate.runtime import Runtime
-from tests.api._support import CONTACT, MULTIPART_TYPE, multipart, ok
+from tests.api._support import CONTACT, MULTIPART_TYPE, multipart, ok, wait_for_message
 from tests.conftest import Account
 
 WRONG_TOKEN = "0" * 50
@@ -231,6 +231,19 @@ async def test_every_answer_matches_its_documented_schema(
     await call("lastOutgoingMessages", params={"minutes": 60})
     await call("lastIncomingMessages")
     await call("getChats")
+    await call("sendLocation", json={"chatId": CONTACT, "latitude": 55.75, "longitude": 37.61})
+    card = {"phoneContact": 79001234568, "firstName": "Artem"}
+    await call("sendContact", json={"chatId": CONTACT, "contact": card})
+    forward = {"chatId": CONTACT, "chatIdFrom": CONTACT, "messages": [text]}
+    await call("forwardMessages", json=forward)
+    await call("sendTyping", json={"chatId": CONTACT, "typingTime": 1000})
+    await wait_for_message(client, account, CONTACT, text, status="read")
+    await call("editMessage", json={"chatId": CONTACT, "idMessage": text, "message": "hello"})
+    await call("readChat", json={"chatId": CONTACT})
+    await call("getContacts")
+    await call("getContactInfo", json={"chatId": CONTACT})
+    await call("getAvatar", json={"chatId": CONTACT})
+    await call("deleteMessage", json={"chatId": CONTACT, "idMessage": text})
     await call("showMessagesQueue")
     await call("getMessagesCount")
     await call("clearMessagesQueue")
@@ -250,6 +263,7 @@ async def test_every_answer_matches_its_documented_schema(
     await call("getAccountSettings")
     await call("checkAccount", json={"phoneNumber": other_account.instance.phone})
     await call("qr")
+    await call("sendAuthorizationPassword", json={"password": "x"})
     await call("reboot")
     await call("logout")
 

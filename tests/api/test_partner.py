@@ -185,7 +185,10 @@ async def test_wrong_partner_token(
             {"upstream": "sandbox", "botToken": "t"},
             "an instance of kind sandbox takes no bot token",
         ),
-        ({"upstream": "pigeon"}, "unknown upstream kind 'pigeon': this server has maxbot, sandbox"),
+        (
+            {"upstream": "pigeon"},
+            "unknown upstream kind 'pigeon': this server has maxbot, maxuser, sandbox",
+        ),
     ],
 )
 async def test_create_instance_of_a_kind_refuses(

@@ -221,7 +221,9 @@ async def test_a_failing_disk_is_a_blob_error(local: StoreCase) -> None:
     local.root.mkdir(parents=True, exist_ok=True)
     (local.root / "tmp").write_bytes(b"a file where the temp directory should be")
     writer = local.blobs.writer()
+    # The temp file is created in the sink's thread: the error comes with the next batch.
     with pytest.raises(BlobError, match="writing tmp/"):
+        await writer.write(b"x" * (2 * MiB))
         await writer.write(b"x" * (2 * MiB))
     await writer.abort()
     assert await keys(local, "blobs") == []
@@ -330,7 +332,7 @@ from maxgate.blobs import BlobStore
 async def main():
     writer = BlobStore({url!r}).writer()
     await writer.write(b"z" * (6 * 1024 * 1024))
-    await writer.write(b"z")
+    await writer.write(b"z" * (256 * 1024))  # a second batch: the first is on disk by now
     os._exit(3)  # a crash: no commit, no abort, no cleanup
 
 asyncio.run(main())

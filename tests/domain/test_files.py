@@ -20,7 +20,8 @@ from maxgate.blobs import BlobStore, blob_key
 from maxgate.domain.files import Files
 from maxgate.domain.messenger import InboundFile, InboundSink
 from maxgate.domain.records import FileRecord, Instance, Message
-from maxgate.errors import SizeLimitExceeded, UpstreamError, UpstreamFileGone
+from maxgate.errors import SizeLimitExceeded, StoreError, UpstreamError, UpstreamFileGone
+from maxgate.store import files as files_rows
 from maxgate.store import tables as t
 from maxgate.store.database import Database
 
@@ -321,3 +322,168 @@ async def test_a_stale_record_does_not_fetch_twice(files: Files, upstream: FileU
     await files.materialize(remote)
     await files.materialize(remote)  # e.g. a download that read the row before the mirror ran
     assert upstream.fetches == ["ref-stale"]
+
+
+class CountingUpstream(FileUpstream):
+    """A FileUpstream that records how many fetches run at once, and can fail some slowly."""
+
+    def __init__(self, *, delay: float) -> None:
+        super().__init__(delay=delay)
+        self.running = 0
+        self.most = 0
+        self.slow: dict[str, float] = {}  # ref → seconds before it is found lost
+
+    async def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(self.slow.get(file.upstream_ref or "", 0.0))
+            async for chunk in super().fetch_file(instance_id, file):
+                yield chunk
+        finally:
+            self.running -= 1
+
+
+async def _states(db: Database) -> dict[str, str]:
+    async with db.read() as conn:
+        found = (await conn.execute(sa.select(t.files.c.upstream_ref, t.files.c.state))).all()
+    return {str(ref): str(state) for ref, state in found}
+
+
+async def test_mirroring_runs_mirror_concurrency_fetches_at_once(
+    db: Database, blobs: BlobStore
+) -> None:
+    upstream = CountingUpstream(delay=0.1)
+    files = Files(db, blobs, upstream, retention=3600.0, max_size=1024, mirror_concurrency=3)
+    for n in range(10):
+        await _remote(files, upstream, f"ref-{n}", f"bytes {n}".encode())
+    started = time.perf_counter()
+    assert await files.mirror_pending(batch=50) == 10
+    took = time.perf_counter() - started
+    assert upstream.most == 3  # used, and never more
+    assert took < 10 * 0.1 * 0.7  # one at a time would take a second
+    assert set((await _states(db)).values()) == {"stored"}
+    ids = await _by_ref(db)
+    for n in range(10):
+        record = await files.get(ids[f"ref-{n}"])
+        assert record is not None and await _read(files, record) == f"bytes {n}".encode()
+
+
+async def _by_ref(db: Database) -> dict[str, str]:
+    async with db.read() as conn:
+        found = (await conn.execute(sa.select(t.files.c.upstream_ref, t.files.c.id))).all()
+    return {str(ref): str(file_id) for ref, file_id in found}
+
+
+async def test_mirror_concurrency_must_be_at_least_one(db: Database, blobs: BlobStore) -> None:
+    with pytest.raises(ValueError, match="mirror_concurrency"):
+        Files(db, blobs, FileUpstream(), retention=1.0, max_size=1, mirror_concurrency=0)
+
+
+async def test_a_slow_failing_file_does_not_hold_up_the_others(
+    db: Database, blobs: BlobStore
+) -> None:
+    upstream = CountingUpstream(delay=0.0)
+    files = Files(db, blobs, upstream, retention=3600.0, max_size=1024, mirror_concurrency=2)
+    upstream.slow["ref-lost"] = 0.6  # the messenger takes its time, then has lost it
+    await _remote(files, upstream, "ref-lost", None, created_at=time.time() - 60)  # first
+    for n in range(6):
+        await _remote(files, upstream, f"ref-{n}", b"fine")
+    pass_ = asyncio.create_task(files.mirror_pending(batch=50))
+    await asyncio.sleep(0.4)  # the lost file is still in flight...
+    states = await _states(db)
+    assert states.pop("ref-lost") == "remote"
+    assert set(states.values()) == {"stored"}  # ...and every other one went past it
+    assert await pass_ == 6
+    async with db.read() as conn:
+        row = await conn.execute(sa.select(t.files).where(t.files.c.upstream_ref == "ref-lost"))
+        lost = row.one()
+    assert lost.state == "remote" and lost.fetch_attempts == 1 and lost.retry_at > time.time()
+
+
+async def test_files_journaled_during_a_pass_join_it(db: Database, blobs: BlobStore) -> None:
+    upstream = CountingUpstream(delay=0.2)
+    files = Files(db, blobs, upstream, retention=3600.0, max_size=1024, mirror_concurrency=4)
+    await _remote(files, upstream, "ref-first", b"first")
+    pass_ = asyncio.create_task(files.mirror_pending(batch=50))
+    await asyncio.sleep(0.05)
+    await _remote(files, upstream, "ref-later", b"later")
+    files.remote_arrived()  # as the journal does
+    await asyncio.sleep(0.05)
+    assert upstream.running == 2  # taken at once, not after the first finished
+    assert await pass_ == 2
+
+
+async def test_rows_of_files_fetched_together_commit_together(
+    db: Database, blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream = CountingUpstream(delay=0.05)
+    files = Files(db, blobs, upstream, retention=3600.0, max_size=1024, mirror_concurrency=8)
+    for n in range(16):
+        await _remote(files, upstream, f"ref-{n}", f"same time {n}".encode())
+    commits: list[int] = []
+    real = files_rows.record_mirrored_sync
+
+    def counted(conn: Any, fetched: list[dict[str, Any]]) -> None:
+        commits.append(len(fetched))
+        real(conn, fetched)
+
+    monkeypatch.setattr(files_rows, "record_mirrored_sync", counted)
+    assert await files.mirror_pending(batch=50) == 16
+    assert sum(commits) == 16 and len(commits) < 16
+    assert await _count(db, t.blobs) == 16
+
+
+async def test_a_store_failure_loses_no_file(
+    db: Database, blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes whose row could not be recorded leave the file remote; the next pass stores it."""
+    upstream = CountingUpstream(delay=0.0)
+    files = Files(db, blobs, upstream, retention=3600.0, max_size=1024, mirror_concurrency=4)
+    for n in range(6):
+        await _remote(files, upstream, f"ref-{n}", f"kept {n}".encode())
+    real = files_rows.record_mirrored_sync
+    failures = iter([True, False])
+
+    def flaky(conn: Any, fetched: list[dict[str, Any]]) -> None:
+        if next(failures, False):
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("disk I/O error"))
+        real(conn, fetched)
+
+    monkeypatch.setattr(files_rows, "record_mirrored_sync", flaky)
+    with pytest.raises(StoreError):
+        await files.mirror_pending(batch=50)
+    states = await _states(db)
+    assert "remote" in states.values()
+    async with db.read() as conn:
+        retried = (await conn.execute(sa.select(sa.func.max(t.files.c.fetch_attempts)))).scalar()
+    assert retried == 0  # a store failure is no reason to back off from a file
+    await files.mirror_pending(batch=50)
+    assert set((await _states(db)).values()) == {"stored"}
+    assert await _count(db, t.blobs) == 6
+
+
+async def test_a_pass_cancelled_midway_leaves_every_file_stored_or_remote(
+    db: Database, blobs: BlobStore
+) -> None:
+    upstream = CountingUpstream(delay=0.0)
+    upstream.gap = 0.02  # 4 KiB pieces of 16 KiB files: about 0.1 s each
+    files = Files(db, blobs, upstream, retention=3600.0, max_size=1 << 20, mirror_concurrency=3)
+    for n in range(9):
+        await _remote(files, upstream, f"ref-{n}", bytes([n]) * 16384)
+    pass_ = asyncio.create_task(files.mirror_pending(batch=50))
+    await asyncio.sleep(0.25)
+    pass_.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pass_
+    await files.close()  # as the runtime stops: fetches in flight are cancelled
+    assert upstream.running == 0
+    states = await _states(db)
+    assert set(states.values()) <= {"stored", "remote"} and "remote" in states.values()
+    for ref, file_id in (await _by_ref(db)).items():
+        record = await files.get(file_id)
+        assert record is not None
+        if record.state == "stored":  # a stored row always has its bytes
+            assert await _read(files, record) == bytes([int(ref[4:])]) * 16384
+    assert await files.mirror_pending(batch=50) == list(states.values()).count("remote")
+    assert set((await _states(db)).values()) == {"stored"}

@@ -236,3 +236,41 @@ async def test_on_postgresql_two_workers_deliver_each_once_in_order(
     assert head["body"]["messageData"]["textMessageData"]["textMessage"] == "polled"
     deleted = ok(await client.delete(account.url("deleteNotification") + f"/{head['receiptId']}"))
     assert deleted == {"result": True, "reason": ""}
+
+
+async def test_a_burst_for_an_instance_without_webhook_url_scans_the_heads_rarely(
+    make_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notifications kept for receiveNotification wake no dispatch pass each (the tick looks)."""
+    from maxgate.store import webhooks as webhook_rows
+
+    gateway = await make_gateway(**FAST)
+    account = await gateway.account("Polling")
+    scans: list[float] = []
+    real = webhook_rows.heads
+
+    async def counted(db: Any) -> Any:
+        scans.append(asyncio.get_running_loop().time())
+        return await real(db)
+
+    monkeypatch.setattr(webhook_rows, "heads", counted)
+    await contact_texts(gateway.runtime, account, 1)
+    await asyncio.sleep(0.1)  # a pass finds the instance without a webhookUrl
+    before = len(scans)
+    await contact_texts(gateway.runtime, account, 100)
+    await asyncio.sleep(0.1)
+    assert len(scans) - before <= 5  # the 1 s tick, not one pass per notification
+    assert await gateway.runtime.notifications.count(account.id) == 101
+
+
+async def test_a_webhook_url_set_later_gets_the_queue(
+    make_gateway: GatewayFactory, receiver: Receiver
+) -> None:
+    gateway = await make_gateway(**FAST)
+    account = await gateway.account("Later")
+    ids = await contact_texts(gateway.runtime, account, 2)
+    await asyncio.sleep(0.1)  # found without a webhookUrl: quiet for a moment
+    ok(await gateway.client.post(account.url("setSettings"), json={"webhookUrl": receiver.url}))
+    ids += await contact_texts(gateway.runtime, account, 1)
+    deliveries = await receiver.arrived(3)
+    assert [d.body["idMessage"] for d in deliveries] == ids

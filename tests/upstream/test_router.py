@@ -192,7 +192,7 @@ async def test_the_runtime_routes_by_the_instance_column(settings: Settings) -> 
 
 
 async def test_the_setting_gives_the_default_kind(settings: Settings) -> None:
-    assert set(UPSTREAM_KINDS) == {"sandbox", "maxbot"}
+    assert set(UPSTREAM_KINDS) == {"sandbox", "maxbot", "maxuser"}
     runtime = Runtime(settings)
     try:
         assert runtime.instances.default_upstream == settings.upstream == "sandbox"

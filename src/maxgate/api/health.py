@@ -41,6 +41,8 @@ async def ready(request: Request) -> Response:
         _probe("database", runtime.db.check), _probe("blob store", runtime.blobs.check)
     )
     failed = [problem for problem in (database, blobs) if problem is not None]
+    if stuck := runtime.maxuser.stuck():  # the maxuser watchdog's finding (issue 12)
+        failed.append("maxuser sessions stuck: instances " + ", ".join(map(str, sorted(stuck))))
     if failed:
         return error_response(503, "Not ready: " + "; ".join(failed))
     return json_response({"status": "ready", "database": "ok", "blobs": "ok"})

@@ -28,6 +28,15 @@ DEFAULT_RATES: dict[str, int] = {
     "receivenotification": 100,
     "deletenotification": 100,
     "downloadfile": 1,
+    # The vendor's pages (v1 where v3 has none; docs/methods.md names which).
+    "sendlocation": 50,
+    "sendcontact": 50,
+    "forwardmessages": 50,
+    "readchat": 10,
+    "deletemessage": 10,
+    "getavatar": 10,
+    "getcontacts": 1,
+    "getcontactinfo": 1,
 }
 FALLBACK_RATE = 1
 

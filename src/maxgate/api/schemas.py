@@ -97,14 +97,35 @@ class Param:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class JsonBody:
-    """A JSON object body checked against a Field table (``min_keys`` as ``validate``'s)."""
+    """A JSON object body checked against a Field table (``min_keys`` as ``validate``'s).
+
+    ``nested`` names the properties a Field cannot describe — an object or an array, checked
+    by the handler — with their schema and whether they are required."""
 
     fields: tuple[Field, ...]
     min_keys: int | None = None
+    nested: tuple[tuple[str, JsonSchema, bool], ...] = ()
 
     def schema(self) -> JsonSchema:
         """The body's JSON Schema."""
-        return object_schema(self.fields, min_keys=self.min_keys)
+        schema = object_schema(self.fields, min_keys=self.min_keys)
+        for name, part, required in self.nested:
+            schema["properties"][name] = part
+            if required:
+                schema["required"] = [*schema.get("required", []), name]
+        return schema
+
+
+def prefixed_object(fields: Sequence[Field], prefix: str) -> JsonSchema:
+    """The JSON Schema of a nested object whose Fields are named ``<prefix>.<name>`` (so their
+    messages name the whole path, as Joi's do: ``'contact.phoneContact' is required``)."""
+    schema = object_schema(fields)
+    schema["properties"] = {
+        name.removeprefix(prefix + "."): part for name, part in schema["properties"].items()
+    }
+    if "required" in schema:
+        schema["required"] = [name.removeprefix(prefix + ".") for name in schema["required"]]
+    return schema
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -196,6 +217,30 @@ ACCOUNT_SETTINGS = obj(
     }
 )
 CHECKED_ACCOUNT = obj({"exist": BOOLEAN, "chatId": STRING})
+FORWARDED = obj({"messages": array(STRING)})
+EMPTY: JsonSchema = {"type": "object", "maxProperties": 0}
+SET_READ = obj({"setRead": BOOLEAN})
+CONTACTS = array(
+    obj(
+        {
+            "chatId": CHAT_ID,
+            "name": STRING,
+            "contactName": STRING,
+            "type": {"type": "string", "enum": ["user", "group"]},
+        },
+        {"phoneNumber": INTEGER},
+    )
+)
+CONTACT_INFO = obj(
+    {
+        "avatar": STRING,
+        "name": STRING,
+        "contactName": STRING,
+        "chatId": CHAT_ID,
+        "phoneNumber": INTEGER,
+    }
+)
+AVATAR = obj({"urlAvatar": STRING})
 COUNT = obj({"count": {"type": "integer", "minimum": 0}})
 CLEARED = obj({"isCleared": TRUE})
 

@@ -1,11 +1,12 @@
 """Where a blob writer's bytes go while they stream in, and where their sha256 is computed.
 
-``FileSink`` (local stores) appends to the temporary file with ``os.writev`` in a worker thread
-and hashes there too: hashlib and ``write`` release the GIL, so the event loop keeps receiving
-the next bytes meanwhile, and there is no copy into an intermediate buffer. Small writes are
-gathered into batches of ``BATCH_SIZE`` first, so each thread hop carries a useful amount of
-work. Write-back to disk is started every ``WRITEBACK_SIZE`` bytes (``sync_file_range`` on
-Linux), so the ``fsync`` before a commit has little left to wait for.
+``FileSink`` (local stores) creates the temporary file and appends to it with ``os.writev`` in a
+worker thread, and hashes there too: hashlib and ``write`` release the GIL, so the event loop
+keeps receiving the next bytes meanwhile, and there is no copy into an intermediate buffer.
+Small writes are gathered into batches of ``BATCH_SIZE`` first, so each thread hop carries a
+useful amount of work (a file smaller than that is created, written, hashed and flushed in one
+hop, at ``close``). Write-back to disk is started every ``WRITEBACK_SIZE`` bytes
+(``sync_file_range`` on Linux), so the ``fsync`` before a commit has little left to wait for.
 
 ``ObjectSink`` (S3) streams through obstore's multipart writer; the hash is computed on the
 loop, as the bytes are handed over.
@@ -93,8 +94,6 @@ class FileSink:
     async def write(self, data: bytes) -> None:
         """Queue ``data``; every ``BATCH_SIZE`` bytes the batch goes to the worker thread,
         after the previous batch is on disk (one batch in flight, so memory stays bounded)."""
-        if self._fd is None:
-            self._open()  # on the loop: a crash right after the first write leaves the file
         self._batch.append(data)
         self._batched += len(data)
         if self._batched >= BATCH_SIZE:
@@ -135,7 +134,9 @@ class FileSink:
     # --- in the worker thread ---
 
     def _append(self, batch: list[bytes]) -> None:
-        fd = self._fd if self._fd is not None else self._open()  # an empty blob opens here
+        # The file is created here, in the thread: creating an inode can take milliseconds on
+        # a busy file system, which the event loop would spend waiting (P7's profile).
+        fd = self._fd if self._fd is not None else self._open()
         for chunk in batch:
             self._hash.update(chunk)
         _write_all(fd, batch)

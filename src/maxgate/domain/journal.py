@@ -9,10 +9,15 @@ A message edited or removed on the messenger keeps its idMessage and its place: 
 item gets the new text and ``isEdited`` (or ``isDeleted``), and the change is notified as an
 ``editedMessage`` / ``deletedMessage`` of the message's direction whose ``stanzaId`` is the
 message's idMessage and whose own idMessage is new (one per change, as GREEN-API does).
+
+Over 500 lines because it is the one writer of journal changes: each change (outgoing, inbound,
+edit, removal, status, state) writes its row and its notification in one transaction here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,11 +31,7 @@ from maxgate.domain.instances import Instances
 from maxgate.domain.message_rows import details_json, row_to_message
 from maxgate.domain.messenger import InboundMessage
 from maxgate.domain.notifications import Notifications
-from maxgate.domain.records import (
-    FileRecord,
-    Instance,
-    Message,
-)
+from maxgate.domain.records import FileRecord, Instance, Location, Message, SharedContact
 from maxgate.errors import StoreConflict
 from maxgate.store import chats as chat_rows
 from maxgate.store import files as file_rows
@@ -44,6 +45,18 @@ log = logging.getLogger(__name__)
 
 _STATUS_ORDER = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 TEXT_KINDS = frozenset({"textMessage", "extendedTextMessage"})
+
+
+def _details(
+    location: Location | None, contact: SharedContact | None, forwarded: tuple[str, str] | None
+) -> str | None:
+    """An outgoing message's ``messages.details`` (as ``message_rows.details_json`` writes),
+    and for a forward the message it copies (``forwarded``: chatId and idMessage)."""
+    shared = {"location": location, "contact": contact}
+    found: dict[str, Any] = {k: dataclasses.asdict(v) for k, v in shared.items() if v is not None}
+    if forwarded is not None:
+        found["forwarded"] = {"chatId": forwarded[0], "idMessage": forwarded[1]}
+    return json.dumps(found, ensure_ascii=False) if found else None
 
 
 class Journal:
@@ -95,13 +108,25 @@ class Journal:
         type_message: str = "textMessage",
         caption: str = "",
         quoted_id: str | None = None,
+        location: Location | None = None,
+        contact: SharedContact | None = None,
+        forwarded: tuple[str, str] | None = None,
     ) -> Message:
-        """Journal an outgoing API message and queue it for the messenger, atomically."""
+        """Journal an outgoing API message and queue it for the messenger, atomically.
+
+        A ``location`` or ``contact`` makes it a locationMessage / contactMessage (kept in the
+        row's details, as an inbound one's); ``forwarded`` (chatId, idMessage) names the
+        message a forward copies, for a messenger that forwards by its own id."""
+        if location is not None:
+            type_message = "locationMessage"
+        elif contact is not None:
+            type_message = "contactMessage"
+        details = _details(location, contact, forwarded)
         for attempt in range(3):
             try:
                 return await self._record_outgoing(
                     instance, chat_id, text, blob, file_name, mime_type, type_message, caption,
-                    quoted_id,
+                    quoted_id, (location, contact, details),
                 )  # fmt: skip
             except StoreConflict:
                 if attempt == 2:  # another process drew the same idMessage in the same ms
@@ -119,8 +144,10 @@ class Journal:
         type_message: str,
         caption: str,
         quoted_id: str | None,
+        shared: tuple[Location | None, SharedContact | None, str | None],
     ) -> Message:
         id_message = ids.new_message_id()
+        location, contact, details = shared
         timestamp = int(time.time())
         file_id = None
         file = None
@@ -149,6 +176,7 @@ class Journal:
                     "status": "pending",
                     "send_by_api": True,
                     "quoted_id": quoted_id,
+                    "details": details,
                 },
             )
             await outbox_rows.enqueue(conn, instance.id, message_pk, time.time())
@@ -165,7 +193,13 @@ class Journal:
                     sender_name=instance.name,
                     sender_phone=instance.phone,
                     data=n.message_data(
-                        type_message, text=text, caption=caption, file=file, quoted_id=quoted_id
+                        type_message,
+                        text=text,
+                        caption=caption,
+                        file=file,
+                        quoted_id=quoted_id,
+                        location=location,
+                        contact=contact,
                     ),
                 )
                 await self.notifications.add(
@@ -295,6 +329,12 @@ class Journal:
         if found is None or found.is_deleted:
             log.info("instance %d: an edit of a message not journaled or removed", instance.id)
             return
+        await self.record_edit(instance, found, new_text)
+
+    async def record_edit(self, instance: Instance, found: Message, new_text: str | None) -> None:
+        """Store a message's new text (a file's caption), mark it edited and notify
+        ``editedMessage``; a repeat of the same edit, or an edit of a location or contact (v3
+        has no field for their text), changes nothing."""
         if found.file is not None:
             text, caption = found.text, new_text or ""
             unchanged = caption == found.caption

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, cast
 
 from maxgate.domain.records import (
     FileRecord,
@@ -23,7 +23,7 @@ from maxgate.domain.records import (
     Message,
     SharedContact,
 )
-from maxgate.errors import ApiError
+from maxgate.errors import ApiError, UpstreamError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,6 +81,17 @@ class ChatInfo:
     type: str  # user | group
     name: str
     phone: int = 0  # a person's number when known; 0 for groups
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContactInfo:
+    """What the messenger tells of one person (``getContactInfo``)."""
+
+    chat_id: str
+    name: str
+    contact_name: str = ""  # the name in the account's address book
+    phone: int = 0  # 0 when the messenger does not tell
+    avatar: str = ""  # a URL of the person's picture; "" when none
 
 
 class InboundSink(Protocol):
@@ -210,6 +221,55 @@ class Upstream(Protocol):
         ...
 
 
+class MessageActions(Protocol):
+    """What an adapter does besides sending, for the service methods (``editMessage``,
+    ``deleteMessage``, ``readChat``, ``sendTyping``, ``getContactInfo``, ``getAvatar``).
+
+    Kept apart from ``Upstream``: an adapter has these only for the methods its
+    ``capabilities()`` name (``actions_of``); one it lacks raises ``UpstreamError``.
+    """
+
+    async def edit_message(self, instance: Instance, message: Message, text: str) -> None:
+        """Change the text of an outgoing message the messenger has (``message`` as
+        journaled, its ``upstream_id`` the messenger's own id)."""
+
+    async def delete_message(self, instance: Instance, message: Message) -> None:
+        """Remove a message for everybody in its chat."""
+
+    async def read_chat(self, instance: Instance, chat_id: str, id_message: str | None) -> None:
+        """Mark one incoming message of a chat read (all of them when ``id_message`` is
+        None): its sender sees "read"."""
+
+    async def send_typing(
+        self, instance: Instance, chat_id: str, *, milliseconds: int, recording: bool
+    ) -> None:
+        """Show "typing…" (or "recording…") in a chat for about ``milliseconds``."""
+
+    async def contact_info(self, instance: Instance, chat_id: str) -> ContactInfo | None:
+        """What the messenger tells of a person, or None when it knows no such chat."""
+
+    async def avatar(self, instance: Instance, chat_id: str) -> str:
+        """The URL of a person's or group's picture; "" when it has none."""
+
+
+ACTIONS = (
+    "edit_message",
+    "delete_message",
+    "read_chat",
+    "send_typing",
+    "contact_info",
+    "avatar",
+)
+
+
+def actions_of(upstream: Upstream) -> MessageActions:
+    """``upstream`` as ``MessageActions``; UpstreamError for an adapter without them (a kind
+    whose capabilities name none of those methods never gets this far)."""
+    if not all(callable(getattr(upstream, name, None)) for name in ACTIONS):
+        raise UpstreamError(f"the {upstream.kind} upstream has no service actions")
+    return cast(MessageActions, upstream)
+
+
 GATEWAY_METHODS = frozenset(
     {
         # Answered from maxgate's own store, whatever the upstream: settings, state as last
@@ -238,18 +298,33 @@ GATEWAY_METHODS = frozenset(
 """The v3 methods every instance has, whatever its kind."""
 
 SERVED_MESSENGER_METHODS = frozenset(
-    {"sendMessage", "sendFileByUpload", "sendFileByUrl", "checkAccount", "reboot", "logout", "qr"}
+    {
+        "sendMessage",
+        "sendFileByUpload",
+        "sendFileByUrl",
+        "checkAccount",
+        "reboot",
+        "logout",
+        "qr",
+        "sendAuthorizationPassword",
+        # issue 13: sending and service methods
+        "sendLocation",
+        "sendContact",
+        "forwardMessages",
+        "sendTyping",
+        "editMessage",
+        "deleteMessage",
+        "readChat",
+        "getContacts",
+        "getContactInfo",
+        "getAvatar",
+    }
 )
 """The messenger methods served today."""
 
 MESSENGER_METHODS = SERVED_MESSENGER_METHODS | {
     # Named by the MAX connector issues (11, 12); listed before they exist so that an
     # upstream that cannot do them is refused from their first day.
-    "sendAuthorizationPassword",
-    "getContacts",
-    "getContactInfo",
-    "getAvatar",
-    "readChat",
     "createGroup",
 }
 """The v3 methods that need the messenger: an instance has one only when its upstream's

@@ -12,6 +12,11 @@ Delivery is at-least-once (a crash between a receiver's 200 and our delete sends
 every POST carries ``X-Maxgate-Delivery: <receiptId>`` for receivers to drop duplicates, and, when
 the instance has a ``webhookSecret``, ``X-Maxgate-Signature: sha256=<hex>`` — an HMAC-SHA256 over
 ``<X-Maxgate-Timestamp>.<body>``.
+
+Instances without a ``webhookUrl`` keep their queue for receiveNotification. A notification of
+one that a dispatch pass found without a URL in the last ``QUIET_SECONDS`` wakes no dispatch
+(a burst of received messages would otherwise scan every queue head once per message); the
+dispatch loop's tick looks again anyway, so a URL set meanwhile is picked up within a second.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from maxgate.store.database import Database, Row
 log = logging.getLogger(__name__)
 
 BATCH = 100
+QUIET_SECONDS = 1.0  # how long an instance found without a webhookUrl wakes no dispatch
 DEFAULT_RETRY_DELAYS = (5.0, 10.0, 60.0)  # the last one repeats
 _encode = msgspec.json.Encoder().encode
 
@@ -74,11 +80,16 @@ class Webhooks:
         # A crashed deliverer holds its rows until the lease runs out: keep it short.
         self.lease = max(15.0, 3 * timeout)
         self._drains = Drains("webhook delivery")
+        self._quiet: dict[int, float] = {}  # instance without a webhookUrl → until (monotonic)
 
     def notify(self, instance_id: int) -> None:
-        """A notification was queued; an instance being drained picks it up by itself."""
-        if not self._drains.busy(instance_id):
-            self._drains.wake.set()
+        """A notification was queued; an instance being drained picks it up by itself, and one
+        found without a ``webhookUrl`` just now waits for the next tick (module docs)."""
+        if self._drains.busy(instance_id):
+            return
+        if self._quiet.get(instance_id, 0.0) > time.monotonic():
+            return
+        self._drains.wake.set()
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed delivery of a notification."""
@@ -91,6 +102,8 @@ class Webhooks:
     async def dispatch(self) -> float:
         """Start draining every instance with a due head; returns seconds until the next."""
         now = time.time()
+        quiet_until = time.monotonic() + QUIET_SECONDS
+        quiet: dict[int, float] = {}
         wait = 1.0
         for instance_id, next_attempt_at, lease_until in await rows.heads(self.db):
             if self._drains.busy(instance_id):
@@ -101,8 +114,10 @@ class Webhooks:
                 continue
             instance = await self.instances.get(instance_id)
             if instance is None or instance.deleted or not webhook_url(instance):
+                quiet[instance_id] = quiet_until
                 continue
             self._drains.start(instance_id, self._drain)
+        self._quiet = quiet
         return max(wait, 0.01)
 
     async def _drain(self, instance_id: int) -> None:

@@ -68,6 +68,47 @@ async def set_retry(db: Database, file_id: str, attempts: int, retry_at: float) 
         await update(conn, file_id, {"fetch_attempts": attempts, "retry_at": retry_at})
 
 
+_MIRRORED = (
+    t.files.update()
+    .where(_F.id == sa.bindparam("b_id"))
+    .values(
+        state="stored",
+        sha256=sa.bindparam("b_sha256"),
+        size=sa.bindparam("b_size"),
+        stored_at=sa.bindparam("b_stored_at"),
+        expires_at=sa.bindparam("b_expires_at"),
+        thumbnail=sa.bindparam("b_thumbnail"),
+        fetch_attempts=0,
+        retry_at=0.0,
+    )
+)
+
+
+def record_mirrored_sync(conn: SyncTransaction, fetched: list[dict[str, Any]]) -> None:
+    """Record files whose bytes were just fetched and committed to the blob store, all in the
+    ``Database.transact`` block ``conn``: each one's blob row (idempotent, as ``record_blob``)
+    and its file row turned ``stored``. Each item has ``id``, ``sha256``, ``size``, ``key``,
+    ``stored_at``, ``expires_at`` and ``thumbnail``."""
+    if not fetched:
+        return
+    columns = ("sha256", "size", "key", "created_at")
+    values: dict[str, Any] = {c: sa.bindparam("b_" + c) for c in columns}
+    blob_rows = upsert(conn.dialect.name, t.blobs, values, keys=["sha256"], update=["size", "key"])
+    conn.execute(
+        blob_rows,
+        [
+            {
+                "b_sha256": f["sha256"],
+                "b_size": f["size"],
+                "b_key": f["key"],
+                "b_created_at": f["stored_at"],
+            }
+            for f in fetched
+        ],
+    )
+    conn.execute(_MIRRORED, [{"b_" + k: v for k, v in f.items() if k != "key"} for f in fetched])
+
+
 async def evict_expired(db: Database, now: float, batch: int) -> list[Row]:
     """Turn up to ``batch`` ``stored`` files expired at ``now`` into ``evicted``; returns their
     ``id`` and ``sha256`` (an empty list when none is left)."""

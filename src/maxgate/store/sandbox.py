@@ -8,7 +8,9 @@ these. Rows come back as the small records below (the store knows no domain reco
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -279,3 +281,45 @@ async def chats(db: Database, instance_id: int) -> list[tuple[str, str, int]]:
         found = (await conn.execute(by_chat)).all()
         named = {row.chat_id: row.chat_name for row in await conn.execute(names)}  # latest wins
     return [(row.chat_id, named.get(row.chat_id, ""), row.phone) for row in found]
+
+
+async def settings_of(db: Database, instance_id: int) -> dict[str, Any]:
+    """An instance's settings (the read marks the sandbox honours); {} for no such one."""
+    query = sa.select(t.instances.c.settings).where(t.instances.c.id == instance_id)
+    async with db.read() as conn:
+        text = (await conn.execute(query)).scalar()
+    return dict(json.loads(text)) if text else {}
+
+
+Change = Callable[[dict[str, Any]], bool]
+"""Changes a carried message's body (parsed) in place; False to leave the row as it was."""
+
+
+async def change(
+    db: Database, instance_id: int, chat_id: str, change: Change, *, id_message: str | None = None
+) -> list[dict[str, Any]]:
+    """Apply ``change`` to the carried messages of one chat of an account's history (only the
+    one with ``id_message`` when given), in one transaction; returns the bodies it changed.
+
+    What the sandbox's simulated people see of a message — read, edited, removed — is kept in
+    its body (its ``seen`` marks), so a read-modify-write here is the sandbox's whole rule."""
+    table = t.sandbox_messages
+    where = [table.c.instance_id == instance_id, table.c.chat_id == chat_id]
+    if id_message is not None:
+        where.append(table.c.id_message == id_message)
+    changed: list[dict[str, Any]] = []
+    async with db.write() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(table.c.id, table.c.body).where(*where).order_by(table.c.id)
+            )
+        ).all()
+        for row in rows:
+            body = json.loads(row.body)
+            if not change(body):
+                continue
+            await conn.execute(
+                table.update().where(table.c.id == row.id).values(body=json.dumps(body))
+            )
+            changed.append(body)
+    return changed

@@ -206,5 +206,20 @@ maxbot_bots = sa.Table(
     # The webhook subscription this server made (None: long polling).
     sa.Column("webhook_url", sa.Text, nullable=True),
     sa.Column("webhook_secret", sa.String(256), nullable=True),
+    # The worker process running this bot's poll (one per bot), and until when.
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+maxuser_sessions = sa.Table(
+    "maxuser_sessions",
+    metadata,
+    # One row per instance of kind maxuser: PyMax's SessionInfo as JSON (its login token:
+    # never in a log, a repr or getSettings), None while the account is logged out, and the
+    # MAX user id of the account once known.
+    sa.Column("instance_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("session", sa.Text, nullable=True),
+    sa.Column("account_id", sa.BigInteger, nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
 )

@@ -14,6 +14,14 @@ with its own retention (default: forever), so re-fetch after eviction — and th
 as MAX's download URLs do (``url_lifetime``); an expired one is resolved again through its
 message in the account's history. The database is reached only through
 ``maxgate.store.sandbox``.
+
+What its simulated people see of a message — read, edited, removed, a typing notice — is kept
+in the carried message's ``seen`` marks (``seen``), so tests and demos can check that a
+``readChat``, ``editMessage`` or ``deleteMessage`` reached the other side; a sandbox instance on
+the other side is told as any recipient is (``on_edit``, ``on_delete``, ``on_status``).
+
+Over 500 lines because it is one messenger: sending, receiving, login and the service
+actions all work on the same carried history and recipients.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from maxgate.domain.messenger import (
     SERVED_MESSENGER_METHODS,
     ChatInfo,
     Contact,
+    ContactInfo,
     InboundFile,
     InboundMessage,
     InboundSink,
@@ -55,9 +64,11 @@ from maxgate.upstream.sandboxlogin import SandboxLogin
 
 STATUS_STEP_SECONDS = 0.05
 URL_LIFETIME = 3600.0  # seconds a file reference is good for before it must be resolved again
+SETTINGS_TTL = 1.0  # seconds a recipient's settings are kept (as the auth cache keeps them)
 # Every messenger method served today, and of the next issues' those the port already answers
-# (contacts, send_password).
-CAPABILITIES = SERVED_MESSENGER_METHODS | {"getContacts", "sendAuthorizationPassword"}
+# (send_password).
+CAPABILITIES = SERVED_MESSENGER_METHODS
+YES = "yes"
 
 
 class Sandbox:
@@ -81,6 +92,11 @@ class Sandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self.login = SandboxLogin(self._account_state, self._report_state, self._spawn)
         self._history: GroupCommit[Carried] = GroupCommit(lambda rows: store.record(db, rows))
+        # The last typing notice per (instance, chat): (until, "typing" | "recording").
+        self.typing: dict[tuple[int, str], tuple[float, str]] = {}
+        # Each recipient's settings for SETTINGS_TTL: the read marks are looked up for every
+        # message carried, on the inbound hot path.
+        self._settings_cache: dict[int, tuple[float, dict[str, Any]]] = {}
 
     @property
     def sink(self) -> InboundSink:
@@ -91,7 +107,7 @@ class Sandbox:
 
     def capabilities(self) -> frozenset[str]:
         """The messenger methods the sandbox plays: every one served today, and of the next
-        ones those this port already has (``getContacts``, ``sendAuthorizationPassword``)."""
+        ones those this port already has (``sendAuthorizationPassword``)."""
         return CAPABILITIES
 
     async def start(self, sink: InboundSink) -> None:
@@ -163,15 +179,28 @@ class Sandbox:
             for message, _phone in messages[report_from:]:
                 await sink.on_message(self._handed_out(message))
 
+        async def read_at_once() -> None:
+            for message, _phone in messages[report_from:]:
+                settings = await self._settings(message.instance_id)
+                if settings.get("markIncomingMessagesReaded") == YES:
+                    account = await store.account(self.db, message.instance_id)
+                    if account is not None:
+                        await self._read(account.id, account.chat_id, message.chat_id, None)
+
         await asyncio.gather(
             self._history.write([self._carried(m, phone) for m, phone in messages]), report()
         )
+        await read_at_once()
 
     async def send(
         self, instance: Instance, message: Message, body: AsyncIterator[bytes] | None
     ) -> str:
-        """Carry an outgoing message to its recipients; statuses follow shortly."""
+        """Carry an outgoing message to its recipients; statuses follow shortly. With
+        ``markIncomingMessagesReadedOnReply`` the chat is read first, as a phone does."""
         sink = self.sink
+        settings = instance.settings
+        if settings.get("markIncomingMessagesReadedOnReply") == YES:
+            await self.read_chat(instance, message.chat_id, None)
         inbound_file = None
         if message.file is not None:
             if body is None:
@@ -201,6 +230,8 @@ class Sandbox:
             file=inbound_file,
             quoted_id=message.quoted_id,
             from_me=True,
+            location=message.location,
+            contact=message.contact,
         )
         peer_phone = recipients[0][0].phone if recipients and not is_group else 0
         if not is_group and recipients:
@@ -343,6 +374,8 @@ class Sandbox:
         found = []
         for entry in await store.history(self.db, instance.id, chat_id, since):
             body = json.loads(entry.body)
+            if body.pop("seen", {}).get("deleted"):
+                continue  # removed for everybody: gone from the messenger's history
             file = body.pop("file")
             # What a location or contact carries (absent from bodies written before them).
             location, contact = body.pop("location", None), body.pop("contact", None)
@@ -469,12 +502,134 @@ class Sandbox:
         """Finish a scanned login with the account's password (``SandboxLogin``)."""
         return await self.login.send_password(instance.id, password)
 
+    async def _settings(self, instance_id: int) -> dict[str, Any]:
+        """A recipient's settings, read again after ``SETTINGS_TTL`` (a change made a moment
+        ago takes effect within that second, as the auth cache's)."""
+        now = time.monotonic()
+        cached = self._settings_cache.get(instance_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        settings = await store.settings_of(self.db, instance_id)
+        if len(self._settings_cache) > 10_000:
+            self._settings_cache.clear()
+        self._settings_cache[instance_id] = (now + SETTINGS_TTL, settings)
+        return settings
+
     async def _account_state(self, instance_id: int) -> str | None:
         current = await store.account(self.db, instance_id)
         return None if current is None or current.deleted else current.state
 
     async def _report_state(self, instance_id: int, state: str) -> None:
         await self.sink.on_state(instance_id, state)
+
+    # ---- service actions (maxgate.domain.messenger.MessageActions) ---------------------------
+
+    async def edit_message(self, instance: Instance, message: Message, text: str) -> None:
+        """Change an outgoing text on every side: the sender's history (what a simulated
+        contact sees) and each sandbox recipient, told through ``on_edit``."""
+        await self._change_everywhere(instance, message, {"text": text, "edited": True})
+
+    async def delete_message(self, instance: Instance, message: Message) -> None:
+        """Remove a message for everybody: marked in every history (and so left out of
+        backfill), each sandbox recipient told through ``on_delete``."""
+        await self._change_everywhere(instance, message, {"deleted": True})
+
+    async def _change_everywhere(
+        self, instance: Instance, message: Message, marks: dict[str, Any]
+    ) -> None:
+        def mark(body: dict[str, Any]) -> bool:
+            if "text" in marks:
+                body["text"] = marks["text"]
+            seen = body.setdefault("seen", {})
+            seen.update({k: v for k, v in marks.items() if k != "text"})
+            return True
+
+        changed = await store.change(
+            self.db, instance.id, message.chat_id, mark, id_message=message.id_message
+        )
+        if not changed:
+            raise UpstreamError("the messenger does not have this message")
+        for recipient, seen_as, _name in await self._recipients(instance, message.chat_id):
+            await store.change(self.db, recipient.id, seen_as, mark, id_message=message.id_message)
+            if "deleted" in marks:
+                await self.sink.on_delete(
+                    recipient.id, chat_id=seen_as, id_message=message.id_message
+                )
+            else:
+                edited = InboundMessage(
+                    instance_id=recipient.id,
+                    chat_id=seen_as,
+                    chat_type="group" if seen_as.startswith("-") else "user",
+                    chat_name="",
+                    sender_id=instance.chat_id,
+                    sender_name=instance.name,
+                    sender_phone=instance.phone,
+                    id_message=message.id_message,
+                    timestamp=int(time.time()),
+                    type_message=message.type_message,
+                    text=marks["text"],
+                )
+                await self.sink.on_edit(edited)
+
+    async def read_chat(self, instance: Instance, chat_id: str, id_message: str | None) -> None:
+        """Mark a chat's incoming messages read (one, or every unread one): the simulated
+        contact sees "read" (``seen``), a sandbox sender gets the ``read`` status."""
+        await self._read(instance.id, instance.chat_id, chat_id, id_message)
+
+    async def _read(
+        self, instance_id: int, own_chat_id: str, chat_id: str, id_message: str | None
+    ) -> None:
+        def unread(body: dict[str, Any]) -> bool:
+            seen = body.setdefault("seen", {})
+            if body.get("from_me") or seen.get("read"):
+                return False
+            seen["read"] = True
+            return True
+
+        for body in await store.change(
+            self.db, instance_id, chat_id, unread, id_message=id_message
+        ):
+            sender = await store.account_by_chat_id(self.db, str(body.get("sender_id", "")))
+            if sender is None:
+                continue  # a simulated contact: it sees the mark in the history
+            sender_chat = chat_id if chat_id.startswith("-") else own_chat_id
+            await self.sink.on_status(sender.id, sender_chat, str(body["id_message"]), "read")
+
+    async def send_typing(
+        self, instance: Instance, chat_id: str, *, milliseconds: int, recording: bool
+    ) -> None:
+        """Show the notice to the chat: kept in ``typing`` until it runs out."""
+        until = time.time() + milliseconds / 1000
+        self.typing[(instance.id, chat_id)] = (until, "recording" if recording else "typing")
+
+    async def contact_info(self, instance: Instance, chat_id: str) -> ContactInfo | None:
+        """A person the account knows: a sandbox instance or a contact of its history."""
+        account = await store.account_by_chat_id(self.db, chat_id)
+        if account is not None:
+            return ContactInfo(chat_id, account.name, phone=account.phone)
+        for known, name, phone in await store.chats(self.db, instance.id):
+            if known == chat_id:
+                return ContactInfo(chat_id, name, contact_name=name, phone=phone)
+        return None
+
+    async def avatar(self, instance: Instance, chat_id: str) -> str:
+        """Nobody in the sandbox has a picture."""
+        return ""
+
+    async def seen(self, instance_id: int, chat_id: str, id_message: str) -> dict[str, Any]:
+        """What the other side of a chat sees of a message in ``instance_id``'s history: its
+        marks (``read``, ``edited``, ``deleted``) and text; {} when it was never carried."""
+        found: list[dict[str, Any]] = []
+
+        def keep(body: dict[str, Any]) -> bool:
+            found.append(body)
+            return False
+
+        await store.change(self.db, instance_id, chat_id, keep, id_message=id_message)
+        if not found:
+            return {}
+        body = found[0]
+        return {"text": body.get("text"), **body.get("seen", {})}
 
     async def forget_message(self, instance_id: int, id_message: str) -> bool:
         """The messenger drops a message from an account's history (deleted for everybody);

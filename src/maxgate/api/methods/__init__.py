@@ -2,12 +2,24 @@
 
 from maxgate.api.methods import (
     account,
+    forwarding,
     journals,
     notifications,
     partner,
     queues,
     receiving,
     sending,
+    service,
 )
 
-__all__ = ["account", "journals", "notifications", "partner", "queues", "receiving", "sending"]
+__all__ = [
+    "account",
+    "forwarding",
+    "journals",
+    "notifications",
+    "partner",
+    "queues",
+    "receiving",
+    "sending",
+    "service",
+]

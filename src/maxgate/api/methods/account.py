@@ -1,4 +1,5 @@
-"""Account: getStateInstance, getSettings, setSettings, getAccountSettings, checkAccount."""
+"""Account: getStateInstance, getSettings, setSettings, getAccountSettings, checkAccount, logout,
+qr, sendAuthorizationPassword."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from maxgate.api.validation import Field, decode_json, validate
 from maxgate.domain.instances import DELAY_RANGE, YES_NO_SETTINGS, Instances
 from maxgate.domain.messenger import Upstream
 from maxgate.domain.records import SECRET_SETTINGS, Instance
-from maxgate.errors import OutboundBlocked, OutboundError
+from maxgate.errors import OutboundBlocked, OutboundError, UpstreamError
 from maxgate.net.urlguard import UrlGuard, refusal
 
 SETTABLE = (
@@ -153,3 +154,54 @@ async def qr(call: Call, *, upstream: Upstream) -> dict[str, Any]:
     if png is None:
         return {"type": "alreadyLogged", "message": "instance account already authorized"}
     return {"type": "qrCode", "message": base64.b64encode(png).decode()}
+
+
+SEND_PASSWORD = (Field("password", required=False, allow_empty=True, max_length=256),)
+PASSWORD_RESULT = schemas.obj(
+    {
+        "status": schemas.BOOLEAN,
+        "data": schemas.obj(
+            {"status": {"type": "string", "enum": ["success", "fail"]}},
+            {
+                "reason": {
+                    "type": "string",
+                    "enum": [
+                        "already_registered",
+                        "invalid_password",
+                        "authorization_not_started",
+                        "timeout",
+                    ],
+                }
+            },
+        ),
+    }
+)
+
+
+def _password_failed(reason: str) -> dict[str, Any]:
+    return {"status": True, "data": {"status": "fail", "reason": reason}}
+
+
+@method("sendAuthorizationPassword", "POST", body=SEND_PASSWORD, answer=PASSWORD_RESULT)
+async def send_authorization_password(call: Call, *, upstream: Upstream) -> dict[str, Any]:
+    """Finish a QR login with the account's two-factor password (``qr`` first).
+
+    ``data.status`` says whether the account is now authorised; ``data.reason`` why not:
+    ``already_registered``, ``invalid_password``, ``authorization_not_started`` (no login is
+    waiting for a password) or ``timeout`` (the messenger did not answer in time). Too many
+    attempts are the rate limit's 429.
+    """
+    body = await call.json(SEND_PASSWORD, min_keys=0)
+    if await upstream.state(call.instance) == "authorized":
+        return _password_failed("already_registered")
+    try:
+        authorised = await upstream.send_password(call.instance, body.get("password", ""))
+    except TimeoutError:
+        return _password_failed("timeout")
+    except UpstreamError:
+        return _password_failed("authorization_not_started")
+    return (
+        {"status": True, "data": {"status": "success"}}
+        if authorised
+        else (_password_failed("invalid_password"))
+    )

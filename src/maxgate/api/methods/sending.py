@@ -1,4 +1,6 @@
-"""Sending: sendMessage, sendFileByUpload, sendFileByUrl, uploadFile (spec §3 "Sending").
+"""Sending: sendMessage, sendFileByUpload, sendFileByUrl, uploadFile (spec §3 "Sending"),
+sendLocation and sendContact (GREEN-API's v1 pages, https://green-api.com/en/docs/api/sending/
+SendLocation/ and …/SendContact/: v3 has none of its own; chatIds as v3's).
 
 File bodies are streamed into the blob store as they arrive (a temporary object, committed only
 after the request validated), never held whole in memory; the size limit is enforced while
@@ -18,14 +20,14 @@ from maxgate.api import schemas
 from maxgate.api.errors import bad_request, validation_failed
 from maxgate.api.multipart import FilePartInfo, read_multipart
 from maxgate.api.routing import Call, method
-from maxgate.api.schemas import MultipartBody, Param, RawBody
-from maxgate.api.validation import CHAT_ID, Field, validate
+from maxgate.api.schemas import JsonBody, MultipartBody, Param, RawBody, prefixed_object
+from maxgate.api.validation import CHAT_ID, Field, decode_json, validate
 from maxgate.blobs import BlobStore, BlobWriter, StoredBlob
 from maxgate.domain import filenames
 from maxgate.domain.files import Files
 from maxgate.domain.journal import Journal
 from maxgate.domain.links import LinkSigner, file_link
-from maxgate.domain.records import FileRecord
+from maxgate.domain.records import FileRecord, Location, SharedContact
 from maxgate.errors import (
     ApiError,
     OutboundError,
@@ -58,6 +60,30 @@ SEND_FILE_BY_URL = (
     Field("fileName", max_length=255),
     Field("caption", required=False, allow_empty=True, max_length=MAX_TEXT),
     Field("quotedMessageId", required=False),
+)
+SEND_LOCATION = (
+    Field("chatId", pattern=CHAT_ID),
+    Field("nameLocation", required=False, allow_empty=True, max_length=255),
+    Field("address", required=False, allow_empty=True, max_length=1000),
+    Field("latitude", float, minimum=-90, maximum=90),
+    Field("longitude", float, minimum=-180, maximum=180),
+    Field("quotedMessageId", required=False),
+)
+SEND_CONTACT = (
+    Field("chatId", pattern=CHAT_ID),
+    Field("quotedMessageId", required=False),
+)
+CONTACT_NAMES = ("firstName", "middleName", "lastName", "company")
+CONTACT_FIELDS = (
+    # "in international format (no +) 11 or 12 digits"
+    Field("contact.phoneContact", int, minimum=10**10, maximum=10**12 - 1),
+    *(Field(f"contact.{name}", required=False, allow_empty=True, max_length=255)
+      for name in CONTACT_NAMES),
+)  # fmt: skip
+SEND_CONTACT_BODY = JsonBody(
+    SEND_CONTACT,
+    min_keys=2,
+    nested=(("contact", prefixed_object(CONTACT_FIELDS, "contact"), True),),
 )
 
 
@@ -124,6 +150,66 @@ async def send_message(call: Call, *, journal: Journal) -> dict[str, Any]:
         quoted_id=body.get("quotedMessageId"),
     )
     return {"idMessage": message.id_message}
+
+
+@method("sendLocation", "POST", needs_upstream=True, body=SEND_LOCATION, answer=schemas.ID_MESSAGE)
+async def send_location(call: Call, *, journal: Journal) -> dict[str, Any]:
+    """Queue a location (coordinates, and an optional place name and address)."""
+    body = await call.json(SEND_LOCATION)
+    place = Location(
+        latitude=float(body["latitude"]),
+        longitude=float(body["longitude"]),
+        name=body.get("nameLocation", ""),
+        address=body.get("address", ""),
+    )
+    message = await journal.record_outgoing(
+        call.instance, body["chatId"], location=place, quoted_id=body.get("quotedMessageId")
+    )
+    return {"idMessage": message.id_message}
+
+
+@method(
+    "sendContact", "POST", needs_upstream=True, body=SEND_CONTACT_BODY, answer=schemas.ID_MESSAGE
+)
+async def send_contact(call: Call, *, journal: Journal) -> dict[str, Any]:
+    """Queue a contact card (a phone number and a name or company)."""
+    raw = decode_json(await call.body_bytes())
+    body = validate(raw, SEND_CONTACT, min_keys=2)
+    card = shared_contact(raw.get("contact"))
+    message = await journal.record_outgoing(
+        call.instance, body["chatId"], contact=card, quoted_id=body.get("quotedMessageId")
+    )
+    return {"idMessage": message.id_message}
+
+
+def shared_contact(value: Any) -> SharedContact:
+    """The ``contact`` object of sendContact checked (Joi's texts, naming the whole path) and
+    made a card with its vCard."""
+    if value is None:
+        raise validation_failed("'contact' is required")
+    if not isinstance(value, dict):
+        raise validation_failed("'contact' must be of type object")
+    fields = validate({f"contact.{k}": v for k, v in value.items()}, CONTACT_FIELDS, min_keys=0)
+    names = {name: fields.get(f"contact.{name}") or "" for name in CONTACT_NAMES}
+    if not any(names.values()):
+        raise validation_failed(
+            f"'contact' must contain at least one of [{', '.join(CONTACT_NAMES)}]"
+        )
+    phone = str(fields["contact.phoneContact"])
+    person = " ".join(n for n in (names["firstName"], names["middleName"], names["lastName"]) if n)
+    display = person or names["company"]
+    vcard = "\n".join(
+        [
+            "BEGIN:VCARD",
+            "VERSION:3.0",
+            f"N:{names['lastName']};{names['firstName']};{names['middleName']};;",
+            f"FN:{display}",
+            *([f"ORG:{names['company']}"] if names["company"] else []),
+            f"TEL;type=CELL;waid={phone}:+{phone}",
+            "END:VCARD",
+        ]
+    )
+    return SharedContact(display_name=display, vcard=vcard, phone=phone)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

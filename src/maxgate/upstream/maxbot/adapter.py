@@ -4,7 +4,8 @@ Receiving is a long poll per bot (``GET /updates``) whose marker is kept in the 
 the updates before it are journaled — a restart, even ``kill -9``, neither loses an update nor
 journals one twice (the journal ignores an idMessage it has). ``run`` (a worker of the serving
 process) starts a bot's poll when its instance appears (made by this process, the CLI or
-another replica) and stops it when the instance is deleted. A 401 turns the state
+another replica) and stops it when the instance is deleted; of several worker processes or
+replicas, only the one holding a bot's lease (``maxbot_bots.owner``) runs it. A 401 turns the state
 ``notAuthorized`` (with its notification) and the bot waits: ``reboot`` or a recheck every
 ``REVOKED_RECHECK`` seconds tries again.
 
@@ -29,13 +30,15 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from maxgate.domain.messenger import ChatInfo, Contact, InboundMessage, InboundSink
+from maxgate.domain.messenger import ChatInfo, Contact, ContactInfo, InboundMessage, InboundSink
 from maxgate.domain.records import FileRecord, Instance, Message
 from maxgate.errors import (
     OutboundError,
@@ -57,15 +60,32 @@ from maxgate.upstream.maxbot.api import (
     RateWindow,
     TokenRevoked,
 )
+from maxgate.upstream.maxbot.formatting import new_body_text
 from maxgate.upstream.maxbot.updates import FileRef, messages_of, recipient
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = frozenset({"sendMessage", "sendFileByUpload", "sendFileByUrl", "reboot"})
+CAPABILITIES = frozenset(
+    {
+        "sendMessage",
+        "sendFileByUpload",
+        "sendFileByUrl",
+        "reboot",
+        "sendLocation",
+        "sendContact",
+        "editMessage",
+        "deleteMessage",
+        "sendTyping",
+        "forwardMessages",
+    }
+)
 """What a bot can do among the messenger methods: no QR or phone login, no phone lookup
-(``checkAccount``), no contacts, read marks or new groups (docs/max-bot.md)."""
+(``checkAccount``), no contacts or their pictures, no read marks (MAX's schema lists the action
+``mark_seen``, but ``maxgate fakemax`` refuses it and nothing says what MAX does with it), no
+new groups (docs/max-bot.md)."""
 
 SCAN_INTERVAL = 2.0  # seconds between looks for maxbot instances made or deleted elsewhere
+LEASE = 15.0  # seconds a process's hold on a bot lives unless renewed (every LEASE / 3)
 REVOKED_RECHECK = 60.0  # seconds between checks of a revoked token
 RESUBSCRIBE_CHECK = 600.0  # seconds between checks that MAX still has the webhook subscription
 WEBHOOK_PATH = "/maxbot/webhook/"  # + idInstance: where MAX delivers a bot's updates
@@ -118,6 +138,14 @@ class _Bot:
         self.group_names: dict[str, str] = {}
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        # This process's lease of the bot (MaxBot.sync takes and renews it): when taken, and
+        # until when it holds, by this process's clock.
+        self.leased_at = 0.0
+        self.lease_until = 0.0
+
+    def holds_lease(self) -> bool:
+        """Whether this process's lease of the bot is still live: only then does it poll."""
+        return time.time() < self.lease_until
 
     def __repr__(self) -> str:
         return f"<maxbot instance {self.instance_id} {self.state}>"
@@ -135,8 +163,10 @@ class _Bot:
                 await self.wake.wait()
 
     async def run(self) -> None:
+        """Receive the bot's updates (poll, or keep the webhook subscription) while this
+        process holds its lease; ends when the lease is lost."""
         failures = 0
-        while True:
+        while self.holds_lease():
             try:
                 await self.identify()
                 if self.owner.webhook_base:
@@ -170,7 +200,7 @@ class _Bot:
         as it does after hours of failed deliveries); updates arrive through ``deliver``."""
         if self.webhook_secret is None:  # one secret per bot, kept: every process shares it
             self.webhook_secret = secrets.token_urlsafe(32)  # the alphabet MAX allows
-        while True:
+        while self.holds_lease():  # only the lease owner subscribes
             found = await self.api.call("GET", "/subscriptions")
             urls = [s.get("url") for s in found.get("subscriptions") or [] if isinstance(s, dict)]
             if url not in urls or self.webhook_url != url:
@@ -191,8 +221,11 @@ class _Bot:
         self.webhook_url = self.webhook_secret = None
 
     async def poll(self) -> None:
+        """Long-poll ``GET /updates`` while this process holds the bot's lease; the marker is
+        written (only while the lease is still ours) after the updates before it are
+        journaled."""
         owner = self.owner
-        while True:
+        while self.holds_lease():
             page = await self.api.updates(self.marker, wait=owner.poll_timeout)
             for update in page.get("updates") or []:
                 if isinstance(update, dict):
@@ -200,7 +233,14 @@ class _Bot:
             marker = page.get("marker")
             if isinstance(marker, int) and marker != self.marker:
                 # Only now: every update before the marker is in the journal.
-                await store.set_marker(owner.db, self.instance_id, marker)
+                if not await store.set_marker(
+                    owner.db, self.instance_id, marker, owner=owner.lease_owner
+                ):
+                    # Stalled past the lease: another process polls now, from the marker it
+                    # found; what this poll journaled, the journal ignores the second time.
+                    log.warning("instance %d: another process took the bot over", self.instance_id)
+                    self.lease_until = 0.0
+                    return
                 self.marker = marker
 
     async def handle(self, update: dict[str, Any]) -> None:
@@ -262,6 +302,8 @@ class MaxBot:
     """
 
     kind = store.KIND
+    lease_seconds: float = LEASE  # how long this process's hold on a bot lives unless renewed
+    _owner: tuple[int, str] | None = None  # (pid, lease owner): a forked worker makes its own
 
     def __init__(
         self,
@@ -335,9 +377,20 @@ class MaxBot:
         serving process (a CLI command that opens the runtime polls nothing)."""
         self._sink = sink
 
+    @property
+    def lease_owner(self) -> str:
+        """Who this adapter's bot leases belong to (``host/pid/token``, as the outbox's
+        claims; a new one after a fork)."""
+        if self._owner is None or self._owner[0] != os.getpid():
+            host = socket.gethostname().replace("/", "_")[:64]
+            self._owner = (os.getpid(), f"{host}/{os.getpid()}/{secrets.token_hex(8)}")
+        return self._owner[1]
+
     async def run(self) -> None:
-        """Poll every live maxbot instance, watching for new and deleted ones, until
-        cancelled (then every poll stops)."""
+        """Run the bot of every live maxbot instance whose lease this process holds — one
+        process of the server at a time per bot — watching for new and deleted instances and
+        for leases let go or run out, until cancelled (then every bot stops and its lease is
+        let go, so another process takes it over at once)."""
         try:
             while True:
                 try:
@@ -346,39 +399,71 @@ class MaxBot:
                     log.exception("could not list the maxbot instances; retrying")
                 self._rescan.clear()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.scan_interval):
+                    async with asyncio.timeout(min(self.scan_interval, self.lease_seconds / 3)):
                         await self._rescan.wait()
         finally:
-            bots, self._bots = list(self._bots.values()), {}
-            for runner in bots:
-                await self._stop_bot(runner)
+            await self.stop()
 
     async def sync(self) -> None:
-        """Run a poll for each live maxbot instance, and none for any other."""
+        """Run each live maxbot instance's bot whose lease this process takes or renews, and
+        none for any other (deleted, or run by another process)."""
         live = {bot.instance_id: bot for bot in await store.live(self.db)}
         for instance_id in [i for i in self._bots if i not in live]:
-            await self._stop_bot(self._bots.pop(instance_id))
-        for instance_id, bot in live.items():
-            running = self._bots.get(instance_id)
-            if running is not None and running.token_key == _token_key(bot.token):
-                continue
+            await self._stop_bot(self._bots.pop(instance_id), release=True)
+        for bot in live.values():
+            await self._lease_bot(bot)
+
+    async def _lease_bot(self, bot: Bot) -> None:
+        """Take or renew the lease of one live bot and run it; stop it when another process
+        holds the lease."""
+        instance_id = bot.instance_id
+        running = self._bots.get(instance_id)
+        if running is not None and running.token_key != _token_key(bot.token):
+            await self._stop_bot(self._bots.pop(instance_id))  # a new token: a new runner
+            running = None
+        alive = running is not None and running.task is not None and not running.task.done()
+        now = time.time()
+        if running is not None and alive and now < running.leased_at + self.lease_seconds / 3:
+            return  # renewed lately
+        until = now + self.lease_seconds
+        if not await store.take_lease(self.db, instance_id, self.lease_owner, now=now, until=until):
+            if running is not None:
+                log.info("instance %d: another process runs the bot now", instance_id)
+                await self._stop_bot(self._bots.pop(instance_id))
+            return
+        if running is None or not alive:
             if running is not None:
                 await self._stop_bot(running)
-            runner = _Bot(self, bot)
-            runner.task = asyncio.create_task(runner.run(), name=f"maxgate-maxbot-{instance_id}")
-            self._bots[instance_id] = runner
+            # The marker as the last owner left it (it may have moved since ``live`` read it).
+            running = _Bot(self, await store.get(self.db, instance_id) or bot)
+            self._bots[instance_id] = running
+            running.leased_at, running.lease_until = now, until
+            running.task = asyncio.create_task(running.run(), name=f"maxgate-maxbot-{instance_id}")
+        else:
+            running.leased_at, running.lease_until = now, until
 
-    async def _stop_bot(self, runner: _Bot) -> None:
+    async def _stop_bot(self, runner: _Bot, *, release: bool = False) -> None:
+        """Stop a bot's runner; with ``release``, let its lease go for another process."""
         if runner.task is not None:
             runner.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await runner.task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a bug in the runner: logged here, its task is gone anyway
+                log.exception("instance %d: the bot's runner failed", runner.instance_id)
+        runner.lease_until = 0.0
+        if release:
+            try:
+                await store.release_lease(self.db, runner.instance_id, self.lease_owner)
+            except StoreError:
+                log.warning("instance %d: could not let the bot's lease go", runner.instance_id)
 
     async def stop(self) -> None:
-        """Stop every poll (``run`` stops them too when cancelled)."""
+        """Stop every bot and let its lease go (``run`` does too when cancelled)."""
         bots, self._bots = list(self._bots.values()), {}
         for runner in bots:
-            await self._stop_bot(runner)
+            await self._stop_bot(runner, release=True)
 
     async def deliver(self, instance_id: int, secret: str, body: bytes) -> int:
         """An update MAX POSTed to the webhook: journaled before the answer, which is its
@@ -423,7 +508,17 @@ class MaxBot:
             to = recipient(message.chat_id)
         except ValueError:
             raise UpstreamError(f"chatId {message.chat_id} is not a MAX chat") from None
-        new: dict[str, Any] = {"text": (message.caption if message.file else message.text) or None}
+        text = message.caption if message.file else message.text
+        new: dict[str, Any] = {"text": None, **new_body_text(text)}  # GREEN-API's marks → html
+        if message.location is not None:  # MAX keeps only the coordinates
+            place = message.location
+            new["attachments"] = [
+                {"type": "location", "latitude": place.latitude, "longitude": place.longitude}
+            ]
+        elif message.contact is not None:
+            card = message.contact
+            payload = {"name": card.display_name, "vcf_info": card.vcard, "vcf_phone": card.phone}
+            new["attachments"] = [{"type": "contact", "payload": payload}]
         if message.file is not None and body is not None:
             file = message.file
             if file.size is None:
@@ -438,11 +533,90 @@ class MaxBot:
             )
             if quoted is not None and quoted.upstream_id:
                 new["link"] = {"type": "reply", "mid": quoted.upstream_id}
+        forwarded = await self._forwarded_mid(instance, message)
+        if forwarded is not None:  # a forward: its content, and a link to MAX's original
+            new["link"] = {"type": "forward", "mid": forwarded}
         sent = await api.send(to, new)
         mid = ((sent.get("message") or {}).get("body") or {}).get("mid")
         if not isinstance(mid, str):
             raise UpstreamError("MAX did not say the message's id")
         return mid
+
+    # ---- service actions (maxgate.domain.messenger.MessageActions) ---------------------------
+
+    async def edit_message(self, instance: Instance, message: Message, text: str) -> None:
+        """``PUT /messages?message_id=<mid>`` with the new text."""
+        api = await self._api(instance.id)
+        mid = await self._mid(instance, message)
+        body = {"text": text, **new_body_text(text)}
+        await api.call("PUT", "/messages", query={"message_id": mid}, body=body)
+
+    async def delete_message(self, instance: Instance, message: Message) -> None:
+        """``DELETE /messages?message_id=<mid>``."""
+        api = await self._api(instance.id)
+        mid = await self._mid(instance, message)
+        await api.call("DELETE", "/messages", query={"message_id": mid})
+
+    async def _forwarded_mid(self, instance: Instance, message: Message) -> str | None:
+        """MAX's id of the message a forward copies (forwardMessages records the original in
+        the row's details); None for any other message, or an original MAX never had."""
+        row = await message_rows.by_key(self.db, instance.id, message.chat_id, message.id_message)
+        details = json.loads(row.details) if row is not None and row.details else {}
+        original = details.get("forwarded")
+        if not isinstance(original, dict):
+            return None
+        source = await message_rows.by_key(
+            self.db, instance.id, str(original.get("chatId")), str(original.get("idMessage"))
+        )
+        return str(source.upstream_id) if source is not None and source.upstream_id else None
+
+    async def _mid(self, instance: Instance, message: Message) -> str:
+        """MAX's id of a message it accepted (``messages.upstream_id``)."""
+        row = await message_rows.by_key(self.db, instance.id, message.chat_id, message.id_message)
+        if row is None or not row.upstream_id:
+            raise UpstreamError(f"message {message.id_message} has no MAX id")
+        return str(row.upstream_id)
+
+    async def read_chat(self, instance: Instance, chat_id: str, id_message: str | None) -> None:
+        """Not among ``CAPABILITIES`` (see there)."""
+        raise UpstreamError("a MAX bot cannot mark a chat read")
+
+    async def send_typing(
+        self, instance: Instance, chat_id: str, *, milliseconds: int, recording: bool
+    ) -> None:
+        """``typing_on`` (``sending_audio`` for recording); MAX shows it for a few seconds."""
+        await self._action(instance, chat_id, "sending_audio" if recording else "typing_on")
+
+    async def _action(self, instance: Instance, chat_id: str, action: str) -> None:
+        api = await self._api(instance.id)
+        chat = await self._dialog_chat(instance, api, chat_id)
+        await api.call("POST", f"/chats/{chat}/actions", body={"action": action})
+
+    async def _dialog_chat(self, instance: Instance, api: BotApi, chat_id: str) -> int:
+        """The MAX ``chat_id`` of a v3 chatId: a group's is its own; a person's (their
+        user_id) is the bot's dialog with them, the recipient of a message of that chat MAX
+        has (``GET /messages/{mid}``; ``GET /chats`` is gone since June 2026)."""
+        try:
+            number = int(chat_id)
+        except ValueError:
+            raise UpstreamError(f"chatId {chat_id} is not a MAX chat") from None
+        if number < 0:
+            return number
+        for row in await message_rows.history(self.db, instance.id, chat_id, 20):
+            if row.upstream_id:
+                found = await api.message(str(row.upstream_id))
+                dialog = (found.get("recipient") or {}).get("chat_id")
+                if isinstance(dialog, int):
+                    return dialog
+        raise UpstreamError(f"the bot has no message in its dialog with user {number}")
+
+    async def contact_info(self, instance: Instance, chat_id: str) -> ContactInfo | None:
+        """A bot has no address book (not among ``CAPABILITIES``)."""
+        raise UpstreamError("a MAX bot cannot look a contact up")
+
+    async def avatar(self, instance: Instance, chat_id: str) -> str:
+        """Not among ``CAPABILITIES``."""
+        raise UpstreamError("a MAX bot cannot read avatars")
 
     async def fetch_file(self, instance_id: int, file: FileRecord) -> AsyncIterator[bytes]:
         """Stream a received file from MAX, resolving its URL again when it has expired or MAX
