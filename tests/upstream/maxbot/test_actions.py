@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +15,15 @@ import httpx
 import pytest
 
 from maxgate.domain.records import Instance, Location, Message, SharedContact
-from maxgate.net.client import OutboundClient, outbound_client
-from maxgate.net.urlguard import UrlGuard, parse_allow_list
+from maxgate.net.client import OutboundClient
 from maxgate.store import instances as instance_rows
 from maxgate.store import maxbot as store
 from maxgate.store import messages as message_rows
 from maxgate.store.database import Database
 from maxgate.upstream.maxbot import MaxBot
-from tests.fakemax.conftest import serve_fake
 
 TOKEN = "actions-test-token"
 INSTANCE = 1103000002
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with serve_fake(tmp_path, "--tokens", TOKEN) as found:
-        yield found
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[OutboundClient]:
-    async with outbound_client(UrlGuard(parse_allow_list("127.0.0.0/8")), timeout=10) as made:
-        yield made
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from maxgate.net.client import OutboundClient, outbound_client
-from maxgate.net.urlguard import UrlGuard, parse_allow_list
+from maxgate.net.client import OutboundClient
 from maxgate.upstream.maxbot.api import BotApi, RateWindow, TokenRevoked, trusted_context
 from tests.fakemax.conftest import serve_fake
 
@@ -24,12 +23,6 @@ TOKEN = "api-test-token"
 def fake(tmp_path: Path) -> Iterator[str]:
     with serve_fake(tmp_path, "--tokens", TOKEN, "--not-ready-seconds", "0.4") as (base, _log):
         yield base
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[OutboundClient]:
-    async with outbound_client(UrlGuard(parse_allow_list("127.0.0.0/8")), timeout=10) as made:
-        yield made
 
 
 def _api(client: OutboundClient, base: str, token: str = TOKEN, rps: int = 30) -> BotApi:

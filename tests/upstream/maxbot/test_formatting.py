@@ -4,17 +4,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from maxgate.net.client import OutboundClient, outbound_client
-from maxgate.net.urlguard import UrlGuard, parse_allow_list
+from maxgate.net.client import OutboundClient
 from maxgate.upstream.maxbot.api import BotApi, RateWindow
 from maxgate.upstream.maxbot.formatting import MAX_TEXT, new_body_text, to_html
-from tests.fakemax.conftest import serve_fake
 
 TOKEN = "format-test-token"
 
@@ -57,18 +54,6 @@ def test_no_text_no_fields_and_an_overlong_conversion_goes_plain() -> None:
     text = "*b* " * (MAX_TEXT // 4)  # 4000 characters, 7000 with the tags
     assert len(text) == MAX_TEXT and len(to_html(text)) > MAX_TEXT
     assert new_body_text(text) == {"text": text}
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with serve_fake(tmp_path, "--tokens", TOKEN) as found:
-        yield found
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[OutboundClient]:
-    async with outbound_client(UrlGuard(parse_allow_list("127.0.0.0/8")), timeout=10) as made:
-        yield made
 
 
 async def test_max_takes_the_formatted_body(fake: tuple[str, Path], client: OutboundClient) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,11 @@ import httpx
 import pytest
 
 from maxgate.domain.messenger import InboundMessage
-from maxgate.net.client import OutboundClient, outbound_client
-from maxgate.net.urlguard import UrlGuard, parse_allow_list
+from maxgate.net.client import OutboundClient
 from maxgate.store import instances as instance_rows
 from maxgate.store import maxbot as store
 from maxgate.store.database import Database
 from maxgate.upstream.maxbot import MaxBot
-from tests.fakemax.conftest import serve_fake
 
 TOKEN = "lease-test-token"
 INSTANCE = 1103000001
@@ -51,18 +49,6 @@ class Recorder:
 
     async def on_state(self, instance_id: int, state: str) -> None:
         pass
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with serve_fake(tmp_path, "--tokens", TOKEN) as found:
-        yield found
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[OutboundClient]:
-    async with outbound_client(UrlGuard(parse_allow_list("127.0.0.0/8")), timeout=10) as made:
-        yield made
 
 
 @pytest.fixture
